@@ -1,0 +1,3 @@
+from rewardranker.cli import app
+
+app()
