@@ -61,7 +61,8 @@ class Verdict:
     language: str = ""
     exit_code: int | None = None
     duration_s: float = 0.0
-    stderr: str = ""
+    stderr: str = ""  # capped excerpt
+    stdout: str = ""  # capped excerpt (harnesses that report per-test results print them here)
     program_hash: str = ""
     cached: bool = False
 
