@@ -25,6 +25,14 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+@app.callback()
+def main() -> None:
+    """rewardranker: sample N programs, execute them, train a reward model on the verdicts, rerank, repeat.
+
+    Every stage reads and writes JSONL records, so each can be run, inspected and resumed on its own.
+    """
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Print a RewardRankerError as one red line and exit with code 1."""
@@ -38,6 +46,26 @@ def user_errors() -> Iterator[None]:
 # ----------------------------------------------------------------------------- execution (issue 2)
 
 # ----------------------------------------------------------------------------- metrics (issue 2)
+
+
+@app.command()
+def metrics(
+    verdicts: Annotated[Path, typer.Option(help="VERDICTS.jsonl written by `rewardranker execute`.")],
+    scores: Annotated[Optional[Path], typer.Option(help="SCORES.jsonl from `rewardranker score`: adds ranked "
+                                                        "pass@1, pairwise accuracy and AUROC.")] = None,
+    k: Annotated[list[int], typer.Option("--k", help="k values for unbiased pass@k (repeatable).")] = [1, 10, 100],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
+) -> None:
+    """Print pass@k, ranked pass@1 and oracle pass@n, overall and per language."""
+    from rewardranker import metrics as m
+    from rewardranker.runio import write_json
+
+    with user_errors():
+        outcomes = m.group_outcomes(m.load_verdicts(verdicts), m.load_scores(scores) if scores else None)
+        report = m.summarize(outcomes, ks=k)
+        Console().print(m.metrics_table(report))
+        if json_out:
+            write_json(json_out, report)
 
 # ----------------------------------------------------------------------------- reward (issue 3)
 
