@@ -58,3 +58,21 @@ def test_samples_file_with_wrong_type_names_field(tmp_path):
     f.write_text(json.dumps({"problem_id": "a", "sample_id": "zero", "completion": "x"}) + "\n")
     with pytest.raises(RecordError, match=r"s.jsonl:1: field 'sample_id'"):
         load_candidates(f)
+
+
+def test_codet_layout_is_matched_to_problems_by_prompt(tmp_path):
+    problems = humaneval_problems()[:2]
+    f = tmp_path / "codet.jsonl"
+    f.write_text(json.dumps({"prompt": problems[1].prompt, "samples": ["    return 1\n", "    return 2\n"]}) + "\n")
+    c = load_candidates(f, problems)
+    assert [(s.problem_id, s.sample_id) for s in c.samples] == [(problems[1].problem_id, 0), (problems[1].problem_id, 1)]
+    f.write_text(json.dumps({"prompt": "def nothing():\n", "samples": ["x"]}) + "\n")
+    with pytest.raises(RecordError, match=r"codet.jsonl:1: field 'prompt' matches no problem"):
+        load_candidates(f, problems)
+
+
+def test_empty_samples_file_is_an_error(tmp_path):
+    f = tmp_path / "empty.jsonl"
+    f.write_text("\n")
+    with pytest.raises(RecordError, match="empty.jsonl: file holds no records"):
+        load_candidates(f)
