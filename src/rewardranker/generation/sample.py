@@ -1,0 +1,101 @@
+"""Draw N samples per problem into the samples JSONL the executor reads; resumable, raw text kept beside it.
+
+Files: `<out>.jsonl` holds {problem_id, sample_id, completion, logprobs?} with the completion cut at the
+problem's stop tokens; `<out>.raw.jsonl` holds the untruncated text; `<out>.config.json` the settings, so a
+rerun with other sampling settings cannot mix two distributions in one file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rewardranker.errors import ConfigError
+from rewardranker.generation.backend import Generation, Request, make_backend, sample_seed
+from rewardranker.generation.config import GenerationConfig
+from rewardranker.problems import problems_by_id, truncate
+from rewardranker.records import Problem
+from rewardranker.runio import append_jsonl, read_jsonl_tolerant, write_json, write_jsonl
+
+# settings that change what a sample is; `n`, batch sizes and server fields may change between runs
+_IDENTITY = ("backend", "model", "temperature", "top_p", "max_new_tokens", "seed")
+
+
+def sibling(out_path: Path, suffix: str) -> Path:
+    """`runs/x/samples.jsonl` -> `runs/x/samples<suffix>` (e.g. `.raw.jsonl`)."""
+    stem = out_path.name[:-len(".jsonl")] if out_path.name.endswith(".jsonl") else out_path.name
+    return out_path.with_name(stem + suffix)
+
+
+def sample_problems(cfg: GenerationConfig, problems: list[Problem], out_path: Path, progress: bool = True) -> Path:
+    """Write `cfg.n` samples for every problem to `out_path`; a rerun draws only the missing ones.
+
+    Example:
+        >>> cfg = GenerationConfig(model="runs/sft", n=8, temperature=0.8)
+        >>> sample_problems(cfg, load_problems("procedural:test"), Path("runs/r1/samples.jsonl"))
+    """
+    out_path, raw_path = Path(out_path), sibling(Path(out_path), ".raw.jsonl")
+    order = {p.problem_id: i for i, p in enumerate(problems_by_id(problems).values())}
+    _check_same_settings(cfg, sibling(out_path, ".config.json"))
+    done = _clean_partial_run(out_path, raw_path)
+    todo = [Request(p.problem_id, sid, p.prompt, tuple(p.stop_tokens), sample_seed(cfg.seed, p.problem_id, sid))
+            for p in problems for sid in range(cfg.n) if (p.problem_id, sid) not in done]
+    if todo:
+        _draw(cfg, todo, out_path, raw_path, progress)
+    records = [r for r in read_jsonl_tolerant(out_path) if r["problem_id"] in order and r["sample_id"] < cfg.n]
+    records.sort(key=lambda r: (order[r["problem_id"]], r["sample_id"]))
+    write_jsonl(out_path, records)  # sorted, and the torn last line of a killed run is gone
+    return out_path
+
+
+def _draw(cfg: GenerationConfig, todo: list[Request], out_path: Path, raw_path: Path, progress: bool) -> None:
+    from rich.progress import Progress
+
+    chunk = cfg.batch_size * (cfg.concurrency if cfg.backend == "openai" else 1)
+    backend = make_backend(cfg)
+    try:
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task(f"sampling {len(todo)} completions", total=len(todo))
+            for start in range(0, len(todo), chunk):
+                reqs = todo[start:start + chunk]
+                gens = backend.generate(reqs)
+                # raw first: a crash between the two appends leaves an orphan raw line, removed on resume
+                append_jsonl(raw_path, [_raw_record(r, g) for r, g in zip(reqs, gens)])
+                append_jsonl(out_path, [_sample_record(r, g) for r, g in zip(reqs, gens)])
+                bar.advance(task, len(reqs))
+    finally:
+        backend.close()
+
+
+def _sample_record(req: Request, gen: Generation) -> dict:
+    rec = {"problem_id": req.problem_id, "sample_id": req.sample_id, "completion": truncate(gen.text, req.stop)}
+    if gen.logprobs is not None:
+        rec["logprobs"] = gen.logprobs
+    return rec
+
+
+def _raw_record(req: Request, gen: Generation) -> dict:
+    return {"problem_id": req.problem_id, "sample_id": req.sample_id, "raw": gen.text, "n_tokens": gen.n_tokens}
+
+
+def _clean_partial_run(out_path: Path, raw_path: Path) -> set[tuple[str, int]]:
+    """Keys already sampled; rewrites both files without a killed run's torn line or orphan raw records."""
+    if not out_path.exists():
+        raw_path.unlink(missing_ok=True)
+        return set()
+    kept = read_jsonl_tolerant(out_path)
+    done = {(r["problem_id"], r["sample_id"]) for r in kept}
+    write_jsonl(out_path, kept)
+    write_jsonl(raw_path, [r for r in read_jsonl_tolerant(raw_path) if (r["problem_id"], r["sample_id"]) in done])
+    return done
+
+
+def _check_same_settings(cfg: GenerationConfig, path: Path) -> None:
+    mine = {k: cfg.to_dict()[k] for k in _IDENTITY}
+    if path.exists():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        for k in _IDENTITY:
+            if before.get(k) != mine[k]:
+                raise ConfigError(k, f"= {mine[k]!r} but {path.parent} already holds samples drawn with "
+                                     f"{before.get(k)!r}: write to another file or delete it", source=path)
+    write_json(path, cfg.to_dict())
