@@ -45,6 +45,28 @@ def user_errors() -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- execution (issue 2)
 
+
+@app.command()
+def execute(
+    samples: Annotated[Path, typer.Option(help="Candidates JSONL: lines of {problem_id, sample_id, completion"
+                                          "[, prompt]}, or the reranking layout (which carries its problems).")],
+    out: Annotated[Path, typer.Option(help="Where to write verdicts JSONL (one line per sample, same order).")],
+    problems: Annotated[Optional[str], typer.Option(help="'humaneval', or a HumanEval-layout / MultiPL-E JSONL "
+                                                    "file or folder. Optional when --samples defines its problems.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Programs run in parallel (default: number of cores).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Run timeout in seconds (default: MultiPL-E's per "
+                                                     "language: 15 s, or 5 s for js and cs).")] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Verdict cache (SQLite). Default: $REWARDRANKER_CACHE or "
+                                                  "~/.cache/rewardranker/verdicts.sqlite.")] = None,
+    unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="Run untrusted programs WITHOUT "
+                                                    "the bubblewrap sandbox (only rlimits and timeouts).")] = False,
+) -> None:
+    """Run each sample's program (prompt + completion + tests) and write one verdict per sample."""
+    with user_errors():
+        from rewardranker.execution.cli import execute_command
+
+        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console)
+
 # ----------------------------------------------------------------------------- metrics (issue 2)
 
 
@@ -68,6 +90,93 @@ def metrics(
             write_json(json_out, report)
 
 # ----------------------------------------------------------------------------- reward (issue 3)
+
+_SAMPLES_HELP = ("Candidates: a samples JSONL (problem_id, sample_id, completion) or a reranking-layout file "
+                 "(task_id, prompt, completions[, reference_passed, generated_tests]).")
+_PROBLEMS_HELP = "Problems the samples belong to (file, folder or 'humaneval'); not needed for reranking-layout files."
+
+
+@app.command("train-rm")
+def train_rm_cmd(
+    samples: Annotated[Path, typer.Option(help=_SAMPLES_HELP)],
+    out: Annotated[Path, typer.Option(help="Folder to write the trained reward model into (loads with from_pretrained).")],
+    verdicts: Annotated[Optional[Path], typer.Option(help="Verdicts JSONL from `rewardranker execute` giving the pass/fail labels; default: the file's reference_passed.")] = None,
+    problems: Annotated[Optional[str], typer.Option(help=_PROBLEMS_HELP)] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML/JSON file of RewardConfig settings; options below override it.")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="HF hub id or local folder of the backbone (encoder or decoder LM); default: the packaged MiniLM.")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Tokens per candidate (prompt tail + completion).")] = None,
+    max_pairs: Annotated[Optional[int], typer.Option(help="At most this many (passing, failing) pairs per problem.")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Passes over the pairs.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimiser steps; overrides --epochs when > 0.")] = None,
+    lora: Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="Train LoRA adapters instead of backbone weights.")] = None,
+    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bfloat16 autocast (2-3x faster on CPU).")] = None,
+    train_top_layers: Annotated[Optional[int], typer.Option(help="Backbone blocks trained from the top (-1 all, 0 heads only).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (pair sampling, shuffling, init).")] = None,
+    cv: Annotated[int, typer.Option(help="K >= 2: K-fold cross-validation by problem; writes OUT/cv_scores.jsonl (out-of-fold scores) instead of one model.")] = 0,
+) -> None:
+    """Train a Bradley–Terry reward model on (passing, failing) candidate pairs of the same problem."""
+    with user_errors():
+        from rewardranker.reward.commands import run_train
+        from rewardranker.reward.config import RewardConfig
+
+        base = RewardConfig.from_file(config).to_dict() if config else {}
+        given = dict(backbone=backbone, max_length=max_length, max_pairs_per_problem=max_pairs, epochs=epochs,
+                     max_steps=max_steps, lora=lora, bf16=bf16, train_top_layers=train_top_layers, seed=seed)
+        cfg = RewardConfig.from_dict({**base, **{k: v for k, v in given.items() if v is not None}})
+        path = run_train(cfg, samples, verdicts, problems, out, cv)
+        console.print(f"wrote {path}")
+
+
+@app.command("score")
+def score_cmd(
+    samples: Annotated[Path, typer.Option(help=_SAMPLES_HELP + " Labels in the file are ignored.")],
+    out: Annotated[Path, typer.Option(help="SCORES JSONL to write: one {problem_id, sample_id, score} per candidate.")],
+    mode: Annotated[str, typer.Option(help="rm: reward model; agreement: CodeT dual execution on generated_tests (no model); combined: both.")] = "rm",
+    model: Annotated[Optional[Path], typer.Option(help="Reward-model folder from `train-rm` (modes rm and combined).")] = None,
+    problems: Annotated[Optional[str], typer.Option(help=_PROBLEMS_HELP)] = None,
+    batch_size: Annotated[int, typer.Option(help="Candidates per forward pass.")] = 32,
+    rm_weight: Annotated[Optional[float], typer.Option(help="combined: weight of the z-scored reward next to log(1+agreement); default: the model's.")] = None,
+) -> None:
+    """Score every candidate with the reward model, execution agreement, or their combination."""
+    with user_errors():
+        from rewardranker.reward.commands import run_score
+
+        scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight)
+        console.print(f"wrote {len(scores)} scores to {out}")
+
+
+@app.command("rerank")
+def rerank_cmd(
+    samples: Annotated[Path, typer.Option(help=_SAMPLES_HELP)],
+    scores: Annotated[Path, typer.Option(help="SCORES JSONL from `rewardranker score`.")],
+    out: Annotated[Path, typer.Option(help="JSONL to write: the top-scored candidate of each problem (ties: first in file order).")],
+    problems: Annotated[Optional[str], typer.Option(help=_PROBLEMS_HELP)] = None,
+) -> None:
+    """Pick the top-1 candidate of every problem by score."""
+    with user_errors():
+        from rewardranker.reward.commands import run_rerank
+
+        n = run_rerank(samples, scores, out, problems)
+        console.print(f"wrote {n} chosen candidates to {out}")
+
+
+@app.command("eval")
+def eval_cmd(
+    samples: Annotated[Path, typer.Option(help=_SAMPLES_HELP)],
+    scores: Annotated[list[str], typer.Option(help="MODE=SCORES.jsonl (repeat for several rankers), e.g. rm=rm.jsonl.")],
+    out: Annotated[Path, typer.Option(help="Folder for report.json, pass_at_1.png and reliability.png.")],
+    verdicts: Annotated[Optional[Path], typer.Option(help="Verdicts JSONL with the true labels; default: the file's reference_passed.")] = None,
+    problems: Annotated[Optional[str], typer.Option(help=_PROBLEMS_HELP)] = None,
+) -> None:
+    """Random / ranked / oracle pass@1 with bootstrap intervals, pairwise accuracy and AUROC, per language."""
+    with user_errors():
+        from rewardranker.reward.commands import run_eval
+        from rewardranker.reward.evaluate import report_table
+
+        report = run_eval(samples, verdicts, problems, scores, out)
+        console.print(report_table(report))
+        console.print(f"wrote {out}/report.json, pass_at_1.png, reliability.png")
+
 
 # ----------------------------------------------------------------------------- generation & policy (issue 4)
 
@@ -133,6 +242,27 @@ def sample_cmd(
 
 
 # ----------------------------------------------------------------------------- self-training (issue 5)
+
+
+@app.command()
+def selftrain(
+    config: Annotated[str, typer.Option(help="YAML config file, or the name of a packaged one: 'default' (CPU, "
+                                             "minutes) or 'paper' (GPUs, the paper's setting)")] = "default",
+    run_dir: Annotated[Optional[Path], typer.Option(help="folder for every record, checkpoint and the report; "
+                                                         "rerunning a finished run does nothing, an interrupted "
+                                                         "one resumes")] = None,
+    rerun: Annotated[Optional[str], typer.Option(help="redo this stage and all after it, e.g. iter_1/reward "
+                                                      "(see the run's log.txt for stage names)")] = None,
+) -> None:
+    """Iterative self-training: SFT, reward model, then PPO + hard negatives + RM retraining, with a report."""
+    from rewardranker.selftrain import SelfTrainConfig, packaged_config, run_selftrain
+
+    with user_errors():
+        path = Path(config) if Path(config).suffix in (".yaml", ".yml", ".json") else packaged_config(config)
+        cfg = SelfTrainConfig.from_file(path)
+        out = run_selftrain(cfg, run_dir or Path("runs") / f"selftrain-{path.stem}", rerun=rerun,
+                            log=lambda line: console.print(line, highlight=False))
+        typer.echo((out / "report.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+"""The body of `rewardranker execute` (kept here so cli.py stays thin)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+from rewardranker.errors import RewardRankerError
+from rewardranker.execution.runner import ExecutionConfig, execute
+from rewardranker.problems import load_candidates, load_problems, problems_by_id
+from rewardranker.records import to_dict
+from rewardranker.runio import write_jsonl
+
+
+def execute_command(samples_path: Path, out: Path, problems_src: str | None, workers: int | None,
+                    timeout: float | None, cache: Path | None, unsafe: bool, console) -> None:
+    """Load problems and candidates, execute, write verdicts, print a one-line summary."""
+    given = load_problems(problems_src) if problems_src else None
+    cands = load_candidates(samples_path, given)
+    problems = dict(cands.problems)
+    if given:
+        problems = {**problems_by_id(given), **problems}
+    if not problems:
+        raise RewardRankerError(f"{samples_path}: these samples carry no problems; pass --problems")
+    cfg = ExecutionConfig(workers=workers or os.cpu_count() or 1, timeout_s=timeout, cache_path=cache,
+                          sandbox=not unsafe, allow_unsandboxed=unsafe)
+    verdicts = execute(problems, cands.samples, cfg, progress=True)
+    write_jsonl(out, (to_dict(v) for v in verdicts))
+    counts = Counter(v.status for v in verdicts)
+    passed = sum(v.passed for v in verdicts)
+    cached = sum(v.cached for v in verdicts)
+    console.print(f"{len(verdicts)} verdicts -> {out}: {passed} passed; "
+                  + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + f" ({cached} from cache)")

@@ -1,0 +1,120 @@
+"""What every language backend provides: file name, commands, limits, status rule, optional fast paths.
+
+A backend runs a program in two modes: `fast=True` (the executor's default: amortised toolchains such as a
+precompiled header or a persistent compiler) and `fast=False` (MultiPL-E's plain per-program commands, the
+benchmark's baseline). Both must give the same verdict.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from rewardranker.errors import ToolchainError
+from rewardranker.execution.sandbox import PATH_ENV, Limits, StepResult
+
+if TYPE_CHECKING:
+    from rewardranker.execution.runner import Slot
+
+StepRunner = Callable[..., StepResult]  # (argv, cwd, timeout_s, limits, env=..., python=...) -> StepResult
+
+
+@dataclass
+class Job:
+    """One program on disk: `workdir` (host path, the program's cwd) holding `src`."""
+
+    workdir: Path
+    src: Path
+    timeout_s: float  # the run step's timeout (compile steps use the language's own)
+
+
+class Language:
+    """Base backend; subclasses set the class attributes and override what differs."""
+
+    name = ""
+    ext = ""
+    source_name = "program"  # file stem; Java needs `Problem`
+    run_timeout_s = 15.0  # MultiPL-E's per-subprocess default
+    compile_timeout_s = 15.0
+    run_limits = Limits()
+    compile_limits = Limits()
+    tools: tuple[str, ...] = ()  # absolute paths that must exist
+    version_cmds: tuple[tuple[str, ...], ...] = ()
+    run_env: dict[str, str] | None = None
+
+    # -- set-up ----------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise ToolchainError if a tool is missing."""
+        for tool in self.tools:
+            if not Path(tool).exists():
+                raise ToolchainError(self.name, tool, "not found; run `bash scripts/setup.sh`")
+
+    @functools.cached_property
+    def version(self) -> str:
+        """Toolchain identity for the cache key (first line of each version command)."""
+        parts = []
+        for cmd in self.version_cmds:
+            p = subprocess.run(list(cmd), capture_output=True, text=True)
+            text = (p.stdout or p.stderr).strip().splitlines()
+            parts.append(text[0] if text else f"{cmd[0]}: exit {p.returncode}")
+        return f"{self.name}|" + "|".join(parts)
+
+    def prepare(self, toolbox: Path) -> dict[Path, str]:
+        """Build whatever the fast path needs (once, host side); return read-only binds for the sandbox."""
+        return {}
+
+    def source_file(self, workdir: Path) -> Path:
+        return Path(workdir) / f"{self.source_name}.{self.ext}"
+
+    # -- commands --------------------------------------------------------------------------------------
+    def compile_argv(self, slot: "Slot", src: str, fast: bool) -> list[str] | None:
+        """The compile command (paths as seen inside the sandbox), or None for interpreted languages."""
+        return None
+
+    def run_argv(self, src: str, fast: bool) -> list[str]:
+        raise NotImplementedError
+
+    def in_process(self, fast: bool) -> bool:
+        """Whether the sandbox supervisor may run the program in a forked copy of itself (Python only)."""
+        return False
+
+    def compile(self, slot: "Slot", job: Job, fast: bool, step: StepRunner) -> StepResult | None:
+        """Compile step; subclasses with a persistent compiler override this for fast=True."""
+        argv = self.compile_argv(slot, slot.inside(job.src), fast)
+        if argv is None:
+            return None
+        return step(argv, job.workdir, self.compile_timeout_s, self.compile_limits, env=self.compile_env())
+
+    def compile_env(self) -> dict[str, str]:
+        return {"PATH": PATH_ENV}
+
+    def execute(self, slot: "Slot", job: Job, fast: bool, step: StepRunner) -> tuple[StepResult | None, StepResult | None]:
+        """Compile (if needed) then run; the run is skipped when compilation fails."""
+        comp = self.compile(slot, job, fast, step)
+        if comp is not None and (comp.timed_out or comp.exit_code != 0):
+            return comp, None
+        run = step(self.run_argv(slot.inside(job.src), fast), job.workdir, job.timeout_s, self.run_limits,
+                   env=self.run_env, python=self.in_process(fast))
+        return comp, run
+
+    # -- verdict ---------------------------------------------------------------------------------------
+    def classify(self, comp: StepResult | None, run: StepResult | None) -> tuple[str, int | None]:
+        """(status, exit code) following MultiPL-E's rule for this language."""
+        raise NotImplementedError
+
+
+def compiled_or(comp: StepResult | None, run: StepResult | None) -> tuple[str, int] | None:
+    """MultiPL-E's rule for compiled languages: a failed (or timed-out) compile is a SyntaxError."""
+    if run is None:
+        assert comp is not None
+        return "SyntaxError", comp.exit_code
+    return None
+
+
+def which(name: str) -> str:
+    """Absolute path of a tool, resolving symlinks only for the lookup (the sandbox sees the same tree)."""
+    return shutil.which(name, path=PATH_ENV) or f"/usr/bin/{name}"

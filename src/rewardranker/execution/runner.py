@@ -1,0 +1,249 @@
+"""The executor: assemble programs, look them up in the verdict cache, run the rest in parallel sandboxes.
+
+A program is `(sample.prompt if not None else problem.prompt) + sample.completion + "\\n" + problem.tests`
+(MultiPL-E's main.py). Identical programs (same text, language, timeout, toolchain) run once. `passed` is
+MultiPL-E's rule: status OK and exit code 0.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from rewardranker.errors import ConfigError, RewardRankerError
+from rewardranker.execution import langs
+from rewardranker.execution.cache import VerdictCache, cache_key, default_cache_path
+from rewardranker.execution.langs.base import Job, Language
+from rewardranker.execution.sandbox import (SUPERVISOR, Sandbox, StepResult, check_available, default_toolbox,
+                                            prepare_toolbox, publish, run_once, wipe)
+from rewardranker.records import Problem, Sample, Verdict
+from rewardranker.runio import content_hash
+
+MAX_WORKERS = 32  # each worker gets two uids from a per-process block of 64
+
+
+@dataclass
+class ExecutionConfig:
+    """How to execute: parallelism, timeout, sandboxing and the verdict cache."""
+
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    timeout_s: float | None = None  # None: the language's MultiPL-E default (15 s; 5 s for js and cs runs)
+    sandbox: bool = True
+    cache_path: Path | None = None  # None: $REWARDRANKER_CACHE or ~/.cache/rewardranker/verdicts.sqlite
+    allow_unsandboxed: bool = False
+    fast: bool = True  # amortised toolchains (PCH, compiler servers, fork server); False = MultiPL-E's commands
+    use_cache: bool = True
+    toolbox: Path | None = None  # built toolchain artefacts (PCH, servers); None: sandbox.default_toolbox()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError("workers", f"= {self.workers!r}: must be an integer from 1 to {MAX_WORKERS}")
+        if self.timeout_s is not None and not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0):
+            raise ConfigError("timeout_s", f"= {self.timeout_s!r}: must be a positive number of seconds or None")
+        if self.cache_path is not None:
+            self.cache_path = Path(self.cache_path)
+        self.toolbox = Path(self.toolbox) if self.toolbox else default_toolbox()
+
+
+@dataclass
+class _Item:
+    """One distinct program to run."""
+
+    key: str
+    language: str
+    program: str
+    program_hash: str
+    timeout_s: float
+
+
+class Slot:
+    """One worker's sandbox (and its compiler servers): programs run one at a time in it."""
+
+    def __init__(self, index: int, root: Path, cfg: ExecutionConfig, binds: dict[Path, str], uid_base: int,
+                 lib: Path):
+        self.index, self.cfg = index, cfg
+        self.uid = uid_base + index
+        self.root = root / f"slot{index}"
+        self.sandbox = Sandbox(self.uid, self.root / "w", cfg.sandbox, binds, lib)
+        self.lib = lib
+        self.binds = binds
+        self.servers: dict[str, object] = {}
+        self.server_uid = uid_base + MAX_WORKERS + index
+        self.counter = 0
+
+    def inside(self, host: Path) -> str:
+        return self.sandbox.inside(host)
+
+    def server(self, language: str):
+        """The persistent compiler for `language` in this slot (started on first use), or None."""
+        if language not in self.servers:
+            from rewardranker.execution import servers
+
+            self.servers[language] = servers.start(language, self)
+        return self.servers[language]
+
+    def new_job(self, lang: Language, program: str, timeout_s: float) -> Job:
+        self.counter += 1
+        workdir = self.sandbox.scratch / f"j{self.counter}"
+        workdir.mkdir()
+        if os.geteuid() == 0:
+            os.chown(workdir, self.uid, self.uid)
+        src = lang.source_file(workdir)
+        src.write_text(program, encoding="utf-8")
+        return Job(workdir, src, timeout_s)
+
+    def step(self, fast: bool):
+        if fast:
+            return self.sandbox.run
+        return lambda argv, cwd, timeout_s, limits, env=None, python=False: run_once(
+            self.sandbox, argv, cwd, timeout_s, limits, env)
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            if server is not None:
+                server.close()
+        self.sandbox.close()
+
+
+def run_item(slot: Slot, item: _Item, fast: bool) -> dict:
+    """Execute one program in `slot`; return the verdict fields that the cache stores."""
+    lang = langs.get(item.language)
+    job = slot.new_job(lang, item.program, item.timeout_s)
+    start = time.monotonic()
+    try:
+        comp, run = lang.execute(slot, job, fast, slot.step(fast))
+    finally:
+        wipe(job.workdir)
+        shutil.rmtree(job.workdir, ignore_errors=True)
+    status, exit_code = lang.classify(comp, run)
+    last: StepResult = run if run is not None else comp  # type: ignore[assignment]
+    return {"status": status, "passed": status == "OK" and exit_code == 0, "exit_code": exit_code,
+            "duration_s": round(time.monotonic() - start, 4), "stderr": last.stderr, "stdout": last.stdout}
+
+
+def program_text(problem: Problem, sample: Sample) -> str:
+    prompt = sample.prompt if sample.prompt is not None else problem.prompt
+    return prompt + sample.completion + "\n" + problem.tests
+
+
+def _items(problems: dict[str, Problem], samples: list[Sample], cfg: ExecutionConfig) -> list[_Item]:
+    items = []
+    for s in samples:
+        problem = problems.get(s.problem_id)
+        if problem is None:
+            raise RewardRankerError(f"sample {s.problem_id!r}/{s.sample_id}: no problem with id "
+                                    f"{s.problem_id!r} among the {len(problems)} problems given")
+        lang = langs.get(problem.language)
+        program = program_text(problem, s)
+        timeout = float(cfg.timeout_s) if cfg.timeout_s is not None else lang.run_timeout_s
+        h = content_hash(program)
+        key = cache_key(h, problem.language, timeout, lang.version + ("|fast" if cfg.fast else "|plain"), cfg.sandbox)
+        items.append(_Item(key, problem.language, program, h, timeout))
+    return items
+
+
+def execute(problems: dict[str, Problem] | Iterable[Problem], samples: list[Sample],
+            cfg: ExecutionConfig | None = None, progress: bool = True) -> list[Verdict]:
+    """Run every sample's program against its problem's tests; verdicts come back in `samples` order."""
+    cfg = cfg or ExecutionConfig()
+    if not isinstance(problems, dict):
+        problems = {p.problem_id: p for p in problems}
+    check_available(cfg.sandbox, cfg.allow_unsandboxed)
+    used = sorted({problems[s.problem_id].language for s in samples if s.problem_id in problems})
+    for language in used:
+        langs.get(language).check()
+    items = _items(problems, samples, cfg)
+    cache = VerdictCache(cfg.cache_path or default_cache_path()) if cfg.use_cache else None
+    try:
+        results = cache.get_many([it.key for it in items]) if cache else {}
+        cached = set(results)
+        todo = list({it.key: it for it in items if it.key not in results}.values())
+        if todo:
+            _run_all(todo, used, cfg, results, cache, progress, len(items) - len(todo))
+    finally:
+        if cache:
+            cache.close()
+    return [Verdict(problem_id=s.problem_id, sample_id=s.sample_id, language=it.language,
+                    program_hash=it.program_hash, cached=it.key in cached, **results[it.key])
+            for s, it in zip(samples, items)]
+
+
+def _run_all(todo: list[_Item], used: list[str], cfg: ExecutionConfig, results: dict, cache, progress: bool,
+             done_before: int) -> None:
+    prepare_toolbox(cfg.toolbox)
+    lib = publish(cfg.toolbox, SUPERVISOR, "supervisor")
+    binds: dict[Path, str] = {}
+    for language in used:
+        binds.update(langs.get(language).prepare(cfg.toolbox) if cfg.fast or language == "ts" else {})
+    root = Path(tempfile.mkdtemp(prefix="rewardranker-exec-"))
+    os.chmod(root, 0o755)
+    uid_base = 200_000 + (os.getpid() % 100_000) * 2 * MAX_WORKERS  # distinct per live process
+    n = min(cfg.workers, len(todo))
+    slots: queue.SimpleQueue[Slot] = queue.SimpleQueue()
+    all_slots = [Slot(i, root, cfg, binds, uid_base, lib) for i in range(n)]
+    for s in all_slots:
+        s.root.mkdir(parents=True, exist_ok=True)
+        slots.put(s)
+
+    def work(item: _Item) -> tuple[_Item, dict]:
+        slot = slots.get()
+        try:
+            return item, run_item(slot, item, cfg.fast)
+        finally:
+            slots.put(slot)
+
+    bar = _progress(progress, len(todo) + done_before, done_before)
+    try:
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="rr-exec") as pool:
+            pending = {pool.submit(work, it) for it in _interleave(todo)}
+            while pending:
+                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    item, fields = fut.result()
+                    results[item.key] = fields
+                    if cache:
+                        cache.put(item.key, fields)
+                    bar.advance()
+                if cache and not finished:
+                    cache.flush()
+    finally:
+        bar.close()
+        for s in all_slots:
+            s.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _interleave(items: list[_Item]) -> list[_Item]:
+    """Group work by language, so each worker's compiler servers stay warm while their language runs."""
+    return sorted(items, key=lambda it: it.language)
+
+
+class _progress:
+    """A rich progress bar (or nothing), advanced from the main thread."""
+
+    def __init__(self, enabled: bool, total: int, completed: int):
+        self.p = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+            self.p = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+            self.p.start()
+            self.task = self.p.add_task("executing", total=total, completed=completed)
+        self.lock = threading.Lock()
+
+    def advance(self) -> None:
+        if self.p:
+            self.p.advance(self.task)
+
+    def close(self) -> None:
+        if self.p:
+            self.p.stop()
