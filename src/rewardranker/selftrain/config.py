@@ -1,0 +1,201 @@
+"""SelfTrainConfig: one YAML file naming problems, models and budgets of the iterative self-training loop.
+
+Every field is checked before any work starts; a wrong one raises ConfigError naming the field and the file.
+Stage settings (`generation`, `sft`, `ppo`, `reward`, `execution`) are passed through to the stage's own Config
+dataclass, which is built here once, so its validation errors also surface up front (as `reward.lr` etc.).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rewardranker.errors import ConfigError
+from rewardranker.records import LANGUAGES
+from rewardranker.runio import content_hash
+
+STAGE_SECTIONS = ("generation", "sft", "ppo", "reward", "execution")
+_PLACEHOLDER_MODEL = "(set by the loop)"  # GenerationConfig needs a model; the loop sets it per iteration
+
+
+@dataclass
+class SelfTrainConfig:
+    """The whole loop: iteration 0 = SFT, sample, execute, train RM; iteration k >= 1 = PPO from the SFT model
+    against the current RM, sample, execute, mine hard negatives, retrain the RM."""
+
+    # problems
+    train_problems: list[str] = field(default_factory=lambda: ["procedural:train"], metadata={
+        "help": "problem sets the loop trains on (load_problems specs: procedural:train, a JSONL file, ...)"})
+    eval_problems: list[str] = field(default_factory=lambda: ["procedural:heldout"], metadata={
+        "help": "held-out problem sets, only ever evaluated on; must share no problem with train_problems"})
+    languages: list[str] = field(default_factory=lambda: ["py"], metadata={
+        "help": "keep only problems in these languages"})
+    max_train_problems: int = field(default=0, metadata={"help": "use a fixed random subset of this many "
+                                                                 "training problems (0 = all)"})
+    max_eval_problems: int = field(default=0, metadata={"help": "same for the held-out problems (0 = all)"})
+    # models
+    generator: str = field(default="local", metadata={
+        "help": "'local' (build a small GPT-2/Llama on the training problems' text) or a model folder / hub id"})
+    generator_arch: str = field(default="gpt2", metadata={"help": "local generator class: gpt2 or llama"})
+    generator_size: str = field(default="tiny", metadata={"help": "local generator size: tiny, small or base"})
+    reward_backbone: str = field(default="sft", metadata={
+        "help": "'sft' (start the RM from this run's SFT model, as the paper does), 'minilm', or a folder / hub id"})
+    # budgets
+    iterations: int = field(default=2, metadata={"help": "PPO + RM-retraining rounds after iteration 0"})
+    samples_per_problem: int = field(default=8, metadata={"help": "samples per training problem each iteration"})
+    eval_samples_per_problem: int = field(default=8, metadata={"help": "samples per held-out problem (the n "
+                                                                       "of oracle pass@n)"})
+    hard_negative_weight: float = field(default=2.0, metadata={"help": "weight of a hard negative's pairs in "
+                                                                       "the RM loss (others weigh 1)"})
+    hard_negative_quantile: float = field(default=0.5, metadata={
+        "help": "a failing sample also counts as hard when its score is above this quantile of the passing "
+                "samples' scores (catches problems where nothing passed)"})
+    reference_positives: bool = field(default=True, metadata={
+        "help": "add each training problem's reference solution to the RM data as a passing candidate"})
+    seed: int = field(default=0, metadata={"help": "seed of every stage; the same seed gives the same run"})
+    # stage settings, passed to each stage's Config dataclass
+    generation: dict[str, Any] = field(default_factory=dict, metadata={"help": "GenerationConfig fields"})
+    sft: dict[str, Any] = field(default_factory=dict, metadata={"help": "SFTConfig fields"})
+    ppo: dict[str, Any] = field(default_factory=dict, metadata={"help": "PPOConfig fields"})
+    reward: dict[str, Any] = field(default_factory=dict, metadata={"help": "RewardConfig fields"})
+    execution: dict[str, Any] = field(default_factory=dict, metadata={"help": "ExecutionConfig fields"})
+    source: str = field(default="", metadata={"help": "the file this was read from (for messages)"})
+
+    def __post_init__(self) -> None:
+        for name in ("train_problems", "eval_problems", "languages"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, [value])
+        self._check_types()
+        self._check_values()
+        self.stage_configs()  # builds every stage Config: their errors surface now, before any work
+
+    # ------------------------------------------------------------------ validation
+
+    def _fail(self, name: str, message: str) -> None:
+        raise ConfigError(name, message, self.source or None)
+
+    def _check_types(self) -> None:
+        for f in fields(self):
+            value, want = getattr(self, f.name), _TYPES[f.name]
+            ok = isinstance(value, want) and not (isinstance(value, bool) and want in (int, float, (int, float)))
+            if not ok:
+                self._fail(f.name, f"= {value!r} has type {type(value).__name__}, expected {_type_name(want)}")
+            if want is list and not all(isinstance(v, str) and v for v in value):
+                self._fail(f.name, f"= {value!r} must be a list of non-empty strings")
+
+    def _check_values(self) -> None:
+        if not self.train_problems:
+            self._fail("train_problems", "is empty: name at least one problem set")
+        if not self.eval_problems:
+            self._fail("eval_problems", "is empty: name at least one held-out problem set")
+        if sorted(self.train_problems) == sorted(self.eval_problems):
+            self._fail("eval_problems", "is the same as train_problems: held-out problems must never be trained on")
+        for lang in self.languages:
+            if lang not in LANGUAGES:
+                self._fail("languages", f"{lang!r} is not one of {', '.join(LANGUAGES)}")
+        if not self.languages:
+            self._fail("languages", "is empty")
+        for name in ("max_train_problems", "max_eval_problems", "iterations"):
+            if getattr(self, name) < 0:
+                self._fail(name, f"= {getattr(self, name)} must be >= 0")
+        for name in ("samples_per_problem", "eval_samples_per_problem"):
+            if getattr(self, name) < 2:
+                self._fail(name, f"= {getattr(self, name)} must be >= 2 (reranking needs candidates to choose from)")
+        if self.hard_negative_weight <= 0:
+            self._fail("hard_negative_weight", f"= {self.hard_negative_weight} must be > 0")
+        if not 0 <= self.hard_negative_quantile <= 1:
+            self._fail("hard_negative_quantile", f"= {self.hard_negative_quantile} must be in [0, 1]")
+        if self.generator == "local":
+            from rewardranker.generation.local_model import ARCHS, SIZES
+
+            if self.generator_arch not in ARCHS:
+                self._fail("generator_arch", f"= {self.generator_arch!r} is not one of {', '.join(ARCHS)}")
+            if self.generator_size not in SIZES:
+                self._fail("generator_size", f"= {self.generator_size!r} is not one of {', '.join(SIZES)}")
+
+    def stage_configs(self) -> dict[str, Any]:
+        """Each stage's Config dataclass built from its section; errors are re-raised as `section.field`."""
+        from rewardranker.selftrain import stages
+
+        out = {}
+        for section in STAGE_SECTIONS:
+            cls = stages.config_class(section)
+            overrides = dict(getattr(self, section))
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                self._fail(f"{section}.{unknown[0]}", f"is not a {cls.__name__} field (known: {', '.join(sorted(known))})")
+            if section == "generation":
+                overrides.setdefault("model", _PLACEHOLDER_MODEL)
+                overrides.setdefault("seed", self.seed)
+            elif "seed" in known:
+                overrides.setdefault("seed", self.seed)
+            try:
+                out[section] = cls(**overrides)
+            except ConfigError as e:
+                self._fail(f"{section}.{e.field}", str(e).split(": ", 1)[-1])
+            except (TypeError, ValueError) as e:
+                self._fail(section, f"{cls.__name__} rejected these settings: {e}")
+        return out
+
+    # ------------------------------------------------------------------ I/O
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+    def hash(self) -> str:
+        """Short hash of the resolved settings; a run directory belongs to exactly one."""
+        return content_hash(json.dumps(self.to_dict(), sort_keys=True))[:16]
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any], source: str | Path | None = None) -> "SelfTrainConfig":
+        known = {f.name for f in fields(cls)} - {"source"}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"is not a self-training setting (known: {', '.join(sorted(known))})",
+                              source)
+        return cls(**obj, source=str(source or ""))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SelfTrainConfig":
+        """Read a YAML (or JSON) config file."""
+        import yaml
+
+        path = Path(path)
+        try:
+            obj = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as e:
+            raise ConfigError("(file)", f"cannot read the config: {e.strerror}", path) from None
+        except yaml.YAMLError as e:
+            raise ConfigError("(file)", f"is not valid YAML: {e}", path) from None
+        if not isinstance(obj, dict):
+            raise ConfigError("(file)", "must hold a mapping of setting: value", path)
+        return cls.from_dict(obj, path)
+
+
+_TYPES: dict[str, Any] = {
+    "train_problems": list, "eval_problems": list, "languages": list, "max_train_problems": int,
+    "max_eval_problems": int, "generator": str, "generator_arch": str, "generator_size": str,
+    "reward_backbone": str, "iterations": int, "samples_per_problem": int, "eval_samples_per_problem": int,
+    "hard_negative_weight": (int, float), "hard_negative_quantile": (int, float), "reference_positives": bool, "seed": int,
+    "generation": dict, "sft": dict, "ppo": dict, "reward": dict, "execution": dict, "source": str,
+}
+
+
+def _type_name(want: Any) -> str:
+    return "number" if want == (int, float) else {list: "list", dict: "mapping"}.get(want, want.__name__)
+
+
+def packaged_config(name: str) -> Path:
+    """Path of a config shipped in the package (`default`, `paper`)."""
+    import importlib.resources
+
+    path = Path(str(importlib.resources.files("rewardranker"))) / "configs" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError("config", f"no packaged config named {name!r} (try default or paper)")
+    return path

@@ -1,0 +1,228 @@
+"""The bodies of the loop's stages. Each `fn(ctx, k, out)` reads earlier stages' folders and writes into `out`.
+
+Held-out problems are only ever passed to the eval_* stages: the training stages (sft, ppo, sample, execute,
+data, reward) see `ctx.train` alone, and `Context.create` refuses a config whose two sets share a problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardranker.errors import ConfigError
+from rewardranker.problems import load_problems, problems_by_id, truncate
+from rewardranker.records import Problem, Sample, Score, Verdict, record_from_dict, to_dict
+from rewardranker.runio import read_jsonl, write_json, write_jsonl
+from rewardranker.selftrain import stages
+from rewardranker.selftrain.config import SelfTrainConfig
+from rewardranker.selftrain.hardneg import mine_hard_negatives
+
+ITERATION_STRIDE = 100_000  # RM-data sample ids are k * stride + sample_id: unique across iterations
+REFERENCE_ID = ITERATION_STRIDE - 1  # the reference solution's id in iteration 0's data
+
+
+@dataclass
+class Context:
+    """What every stage needs: the config, its stage configs, the run dir and the two problem sets."""
+
+    cfg: SelfTrainConfig
+    run_dir: Path
+    progress: bool
+    train: list[Problem]
+    heldout: list[Problem]
+    stage_cfgs: dict[str, Any]
+
+    @classmethod
+    def create(cls, cfg: SelfTrainConfig, run_dir: Path, progress: bool) -> "Context":
+        train = select_problems(cfg.train_problems, cfg.languages, cfg.max_train_problems, cfg.seed, "train")
+        heldout = select_problems(cfg.eval_problems, cfg.languages, cfg.max_eval_problems, cfg.seed, "eval")
+        check_disjoint(train, heldout, cfg.source)
+        return cls(cfg, Path(run_dir), progress, train, heldout, cfg.stage_configs())
+
+    def path(self, stage: str, *parts: str) -> Path:
+        return self.run_dir.joinpath(stage, *parts)
+
+
+def select_problems(specs: list[str], languages: list[str], limit: int, seed: int, which: str) -> list[Problem]:
+    """Load every spec, keep the configured languages, then a fixed random subset of `limit` (0 = all)."""
+    field = f"{which}_problems"
+    problems = [p for spec in specs for p in load_problems(spec) if p.language in languages]
+    if not problems:
+        raise ConfigError(field, f"= {specs} holds no problem in languages {languages}")
+    problems_by_id(problems)  # ids must be unique
+    if limit and limit < len(problems):
+        keep = set(random.Random(f"{seed}:{which}").sample(range(len(problems)), limit))
+        problems = [p for i, p in enumerate(problems) if i in keep]
+    return problems
+
+
+def check_disjoint(train: list[Problem], heldout: list[Problem], source: str) -> None:
+    """Refuse a config whose held-out problems (by id or by prompt) also appear among the training problems."""
+    ids = {p.problem_id for p in train} & {p.problem_id for p in heldout}
+    prompts = {p.prompt for p in train} & {p.prompt for p in heldout}
+    if ids or prompts:
+        example = sorted(ids)[0] if ids else next(iter(prompts))[:60]
+        raise ConfigError("eval_problems", f"shares {max(len(ids), len(prompts))} problems with train_problems "
+                                           f"(e.g. {example!r}): held-out problems must never be trained on",
+                          source or None)
+
+
+# --------------------------------------------------------------------------- policy stages
+
+
+def policy_dir(ctx: Context, k: int) -> Path:
+    return ctx.path("iter_0/sft", "model") if k == 0 else ctx.path(f"iter_{k}/ppo", "model")
+
+
+def reward_dir(ctx: Context, k: int) -> Path:
+    return ctx.path(f"iter_{k}/reward", "model")
+
+
+def sft(ctx: Context, k: int, out: Path) -> None:
+    """Iteration 0: build the local generator (or take the given model) and fine-tune it on reference solutions."""
+    examples = [(p.prompt, p.canonical_solution) for p in ctx.train if p.canonical_solution]
+    if not examples:
+        raise ConfigError("train_problems", "hold no reference solutions (canonical_solution): SFT needs them",
+                          ctx.cfg.source or None)
+    base = ctx.cfg.generator
+    if base == "local":
+        texts = [p.prompt + (p.canonical_solution or "") for p in ctx.train]  # training text only
+        base = str(stages.build_generator(texts, out / "base", ctx.cfg.generator_arch, ctx.cfg.generator_size,
+                                          ctx.cfg.seed))
+    stages.sft(ctx.stage_cfgs["sft"], base, examples, out / "model")
+    write_json(out / "sft.json", {"base": base, "examples": len(examples)})
+
+
+def ppo(ctx: Context, k: int, out: Path) -> None:
+    """Iteration k >= 1: PPO from the SFT model (from scratch, as in the paper) against the RM of iteration k-1."""
+    rm = stages.load_rm(reward_dir(ctx, k - 1))
+    by_prompt = {p.prompt: p for p in ctx.train}
+    problems = problems_by_id(ctx.train)
+
+    def reward_fn(prompts: list[str], completions: list[str]) -> list[float]:
+        samples = []
+        for i, (prompt, completion) in enumerate(zip(prompts, completions)):
+            p = by_prompt[prompt]
+            samples.append(Sample(p.problem_id, i, truncate(completion, p.stop_tokens)))
+        return rm.score(problems, samples, progress=False)
+
+    stages.ppo(ctx.stage_cfgs["ppo"], policy_dir(ctx, 0), reward_fn, ctx.train, out / "model")
+
+
+# --------------------------------------------------------------------------- sampling and execution
+
+
+def _generation_cfg(ctx: Context, k: int, n: int, salt: int) -> Any:
+    return dataclasses.replace(ctx.stage_cfgs["generation"], model=str(policy_dir(ctx, k)), n=n,
+                               seed=ctx.cfg.seed + 1000 * k + salt)
+
+
+def sample_train(ctx: Context, k: int, out: Path) -> None:
+    cfg = _generation_cfg(ctx, k, ctx.cfg.samples_per_problem, salt=0)
+    stages.sample(cfg, ctx.train, out / "samples.jsonl", ctx.progress)
+
+
+def sample_eval(ctx: Context, k: int, out: Path) -> None:
+    cfg = _generation_cfg(ctx, k, ctx.cfg.eval_samples_per_problem, salt=500)
+    stages.sample(cfg, ctx.heldout, out / "samples.jsonl", ctx.progress)
+
+
+def load_samples(path: Path) -> list[Sample]:
+    return [record_from_dict(Sample, obj, path, i + 1) for i, obj in enumerate(read_jsonl(path))]
+
+
+def load_verdicts(path: Path) -> dict[tuple[str, int], bool]:
+    return {(r["problem_id"], r["sample_id"]): bool(r["passed"]) for r in read_jsonl(path)}
+
+
+def _execute(ctx: Context, problems: list[Problem], samples_path: Path, out: Path) -> None:
+    verdicts: list[Verdict] = stages.execute(problems, load_samples(samples_path), ctx.stage_cfgs["execution"],
+                                             ctx.progress)
+    write_jsonl(out / "verdicts.jsonl", [to_dict(v) for v in verdicts])
+
+
+def execute_train(ctx: Context, k: int, out: Path) -> None:
+    _execute(ctx, ctx.train, ctx.path(f"iter_{k}/sample", "samples.jsonl"), out)
+
+
+def execute_eval(ctx: Context, k: int, out: Path) -> None:
+    _execute(ctx, ctx.heldout, ctx.path(f"iter_{k}/eval_sample", "samples.jsonl"), out)
+
+
+# --------------------------------------------------------------------------- reward-model data and training
+
+
+def rm_data(ctx: Context, k: int, out: Path) -> None:
+    """Iteration 0: every sample. Iteration k: last data + new positives + hard negatives (weighted)."""
+    samples = load_samples(ctx.path(f"iter_{k}/sample", "samples.jsonl"))
+    passed = load_verdicts(ctx.path(f"iter_{k}/execute", "verdicts.jsonl"))
+    if k == 0:
+        records = [_data_record(s, k, passed, 1.0, "sample") for s in samples]
+        if ctx.cfg.reference_positives:  # every training problem gets a positive, so failures still make pairs
+            refs = [Sample(p.problem_id, REFERENCE_ID, p.canonical_solution) for p in ctx.train
+                    if p.canonical_solution]
+            records += [_data_record(s, k, {(s.problem_id, s.sample_id): True}, 1.0, "reference") for s in refs]
+        write_jsonl(out / "rm_data.jsonl", records)
+        return
+    rm = stages.load_rm(reward_dir(ctx, k - 1))
+    scored = rm.score(problems_by_id(ctx.train), samples, progress=ctx.progress)
+    scores = {(s.problem_id, s.sample_id): v for s, v in zip(samples, scored)}
+    write_jsonl(out / "scores.jsonl", [to_dict(Score(p, i, v)) for (p, i), v in scores.items()])
+    hard = mine_hard_negatives(samples, passed, scores, ctx.cfg.hard_negative_quantile)
+    write_jsonl(out / "hard_negatives.jsonl", [dataclasses.asdict(h) for h in hard])
+    hard_keys = {(h.problem_id, h.sample_id) for h in hard}
+    new = [_data_record(s, k, passed, 1.0, "positive") for s in samples if passed[(s.problem_id, s.sample_id)]]
+    new += [_data_record(s, k, passed, ctx.cfg.hard_negative_weight, "hard_negative") for s in samples
+            if (s.problem_id, s.sample_id) in hard_keys]
+    write_jsonl(out / "rm_data.jsonl", read_jsonl(ctx.path(f"iter_{k - 1}/data", "rm_data.jsonl")) + new)
+
+
+def _data_record(s: Sample, k: int, passed: dict, weight: float, origin: str) -> dict:
+    return {"problem_id": s.problem_id, "sample_id": k * ITERATION_STRIDE + s.sample_id,
+            "completion": s.completion, "passed": passed[(s.problem_id, s.sample_id)], "weight": weight,
+            "iteration": k, "origin": origin}
+
+
+def train_reward(ctx: Context, k: int, out: Path) -> None:
+    data = read_jsonl(ctx.path(f"iter_{k}/data", "rm_data.jsonl"))
+    samples = [Sample(r["problem_id"], r["sample_id"], r["completion"]) for r in data]
+    passed = {(r["problem_id"], r["sample_id"]): r["passed"] for r in data}
+    weights = {(r["problem_id"], r["sample_id"]): r["weight"] for r in data}
+    cfg = dataclasses.replace(ctx.stage_cfgs["reward"], backbone=_reward_backbone(ctx), seed=ctx.cfg.seed + k)
+    stages.train_rm(cfg, problems_by_id(ctx.train), samples, passed, out / "model", weights)
+
+
+def _reward_backbone(ctx: Context) -> str:
+    choice = ctx.cfg.reward_backbone
+    if choice == "sft":
+        return str(policy_dir(ctx, 0))
+    return "" if choice == "minilm" else choice
+
+
+def score_eval(ctx: Context, k: int, out: Path) -> None:
+    """Score this iteration's held-out samples, and iteration 0's (a fixed set across iterations), with RM k."""
+    rm = stages.load_rm(reward_dir(ctx, k))
+    problems = problems_by_id(ctx.heldout)
+    for name, stage in (("scores.jsonl", f"iter_{k}/eval_sample"), ("scores_iter0.jsonl", "iter_0/eval_sample")):
+        samples = load_samples(ctx.path(stage, "samples.jsonl"))
+        values = rm.score(problems, samples, progress=ctx.progress)
+        write_jsonl(out / name, [to_dict(Score(s.problem_id, s.sample_id, v)) for s, v in zip(samples, values)])
+        if k == 0:
+            shutil.copyfile(out / name, out / "scores_iter0.jsonl")  # the same samples: score them once
+            break
+
+
+def metrics(ctx: Context, k: int, out: Path) -> None:
+    from rewardranker.selftrain.report import iteration_metrics
+
+    write_json(out / "metrics.json", iteration_metrics(ctx.run_dir, k))
+
+
+def report(ctx: Context, k: int | None, out: Path) -> None:
+    from rewardranker.selftrain.report import write_report
+
+    write_report(ctx.run_dir, ctx.cfg, out)
