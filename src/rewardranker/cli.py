@@ -241,6 +241,62 @@ def sample_cmd(
         console.print(f"wrote {sample_problems(cfg, load_problems(problems)[:limit], out)}")
 
 
+@app.command("sft")
+def sft_cmd(
+    model: Annotated[str, typer.Option(help="model folder (e.g. from build-generator) or hub id to fine-tune")],
+    out: Annotated[Path, typer.Option(help="folder for the fine-tuned model (rerun to resume)")],
+    problems: Annotated[str, typer.Option(help="problems: their reference solutions are the training targets, "
+                                               "unless --samples/--verdicts are given")] = "procedural",
+    samples: Annotated[Optional[Path], typer.Option(help="samples JSONL: train on the ones that passed")] = None,
+    verdicts: Annotated[Optional[Path], typer.Option(help="verdicts JSONL for --samples (from `execute`)")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file of SFTConfig fields (options below win)")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="passes over the examples [default: 3]")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="stop after this many steps [default: epochs]")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="peak learning rate [default: 1e-3]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="examples per step [default: 16]")] = None,
+    lora: Annotated[Optional[bool], typer.Option(help="train LoRA adapters (merged when saved)")] = None,
+) -> None:
+    """Fine-tune a generator on prompt -> solution pairs (loss on the solution only); `accelerate launch` scales it."""
+    with user_errors():
+        from rewardranker.generation.config import config_from_yaml
+        from rewardranker.policy import SFTConfig, examples_from_problems, examples_from_verdicts, run_sft
+        from rewardranker.problems import load_problems
+
+        cfg = config_from_yaml(SFTConfig, config, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
+                               batch_size=batch_size, lora=lora)
+        probs = load_problems(problems)
+        if (samples is None) != (verdicts is None):
+            raise RewardRankerError("--samples and --verdicts go together")
+        examples = examples_from_verdicts(probs, samples, verdicts) if samples else examples_from_problems(probs)
+        console.print(f"wrote {run_sft(cfg, model, examples, out)}")
+
+
+@app.command("ppo")
+def ppo_cmd(
+    policy: Annotated[str, typer.Option(help="the SFT model folder: PPO's starting and reference policy")],
+    reward_model: Annotated[Path, typer.Option(help="trained reward model folder (from `train-rm`)")],
+    out: Annotated[Path, typer.Option(help="run folder: checkpoint, ppo_log.jsonl, tensorboard/, reward_curve.png, "
+                                           "policy/ (rerun to resume)")],
+    problems: Annotated[str, typer.Option(help="training problems whose prompts are rolled out")] = "procedural",
+    config: Annotated[Optional[Path], typer.Option(help="YAML file of PPOConfig fields (options below win)")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="PPO iterations [default: 100]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="prompts per iteration [default: 16]")] = None,
+    kl_coef: Annotated[Optional[float], typer.Option(help="KL penalty to the reference [default: 0.05]")] = None,
+    exec_reward_weight: Annotated[Optional[float], typer.Option(
+        help="add this times pass/fail from executing each completion (ablation) [default: 0]")] = None,
+    lora: Annotated[Optional[bool], typer.Option(help="train LoRA adapters; reference = adapters off")] = None,
+) -> None:
+    """PPO of the policy against the reward model's score of each decoded completion, with a KL penalty."""
+    with user_errors():
+        from rewardranker.generation.config import config_from_yaml
+        from rewardranker.policy import PPOConfig, run_ppo
+        from rewardranker.problems import load_problems
+
+        cfg = config_from_yaml(PPOConfig, config, steps=steps, batch_size=batch_size, kl_coef=kl_coef, lora=lora,
+                               exec_reward_weight=exec_reward_weight, reward_model_dir=str(reward_model))
+        console.print(f"wrote {run_ppo(cfg, policy, None, load_problems(problems), out)}")
+
+
 # ----------------------------------------------------------------------------- self-training (issue 5)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from rewardranker.errors import ConfigError
@@ -76,3 +77,31 @@ def resolve_device_dtype(device: str, precision: str):
         precision = "bf16" if gpu_bf16 else "fp32"
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return dev, dtype
+
+
+def config_from_yaml(cls: type, path: Path | None, **overrides: Any):
+    """Build a stage Config from a YAML mapping of its fields (optional), then the given overrides on top.
+
+    Overrides that are None are ignored, so CLI options left unset keep the file's (or the default) value.
+    """
+    import yaml
+
+    known = {f.name for f in fields(cls)}
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError("config", f"cannot read {path}: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("config", "must be a mapping of field: value", source=path)
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"is not a {cls.__name__} field (known: {', '.join(sorted(known))})",
+                              source=path)
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise ConfigError("config", str(e), source=path) from None

@@ -30,7 +30,10 @@ def train_tokenizer(texts: list[str], vocab_size: int = 2048, max_length: int = 
     if not texts:
         raise ConfigError("texts", "is empty: the tokenizer needs some text to learn merges from")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # a newline is always its own token, so a prompt ending in "\n" tokenizes as a prefix of prompt+solution
+    # (otherwise "\n" merges with the next line's indentation and SFT trains on a context inference never sees)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split("\n", behavior="isolated"),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD],
