@@ -123,6 +123,7 @@ def _load_for_training(model: str, cfg: SFTConfig):
 
 
 def _trainer(cfg: SFTConfig, model, tok, data, out_dir: Path):
+    import torch
     import trl
 
     _, dtype = resolve_device_dtype("auto", cfg.precision)
@@ -134,7 +135,7 @@ def _trainer(cfg: SFTConfig, model, tok, data, out_dir: Path):
         bf16=str(dtype) == "torch.bfloat16", fp16=str(dtype) == "torch.float16",
         gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
         save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
-        report_to=["tensorboard"], dataloader_num_workers=0, dataloader_pin_memory=str(dtype) != "torch.float32",
+        report_to=["tensorboard"], dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False, dataset_num_proc=None,
     )
     peft_config = None
