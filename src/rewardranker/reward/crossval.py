@@ -1,0 +1,43 @@
+"""K-fold cross-validation by problem: train on K-1 folds, score the held-out fold; no problem is in both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rewardranker.records import Problem, Sample
+from rewardranker.reward.config import RewardConfig
+from rewardranker.reward.evaluate import kfold_problems
+
+Key = tuple[str, int]
+
+
+def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample], passed: dict[Key, bool],
+                   k: int, work_dir: Path, features: np.ndarray | None = None, progress: bool = True,
+                   extra: tuple[dict[str, Problem], list[Sample], dict[Key, bool], np.ndarray | None] | None = None
+                   ) -> dict[Key, float]:
+    """Out-of-fold reward scores for every candidate; `extra` = (problems, samples, labels, features) of
+    additional training data (e.g. MBPP mutants) added to every fold's training set."""
+    from rewardranker.reward.model import RewardModel
+    from rewardranker.reward.train import train_reward_model
+
+    if features is None:
+        features = RewardModel.build(cfg).features(problems, samples, progress)
+    oof: dict[Key, float] = {}
+    for i, (train_ids, eval_ids) in enumerate(kfold_problems([s.problem_id for s in samples], k, cfg.seed)):
+        tr = [j for j, s in enumerate(samples) if s.problem_id in set(train_ids)]
+        ev = [j for j, s in enumerate(samples) if s.problem_id in set(eval_ids)]
+        tr_probs, tr_samples, tr_passed, tr_feats = problems, [samples[j] for j in tr], passed, features[tr]
+        if extra is not None:
+            tr_probs = {**problems, **extra[0]}
+            tr_samples = tr_samples + extra[1]
+            tr_passed = {**passed, **extra[2]}
+            if extra[3] is not None:
+                tr_feats = np.concatenate([tr_feats, extra[3]])
+        model_dir = train_reward_model(cfg, tr_probs, tr_samples, tr_passed, Path(work_dir) / f"fold{i}",
+                                       features=tr_feats, progress=progress)
+        rm = RewardModel.load(model_dir)
+        scores = rm.score(problems, [samples[j] for j in ev], progress=progress, features=features[ev])
+        oof.update({(samples[j].problem_id, samples[j].sample_id): v for j, v in zip(ev, scores)})
+    return oof

@@ -1,0 +1,95 @@
+"""Per-candidate features that depend on the candidate's siblings (consensus) or are free to compute.
+
+A reward model that sees only one program's text has to learn correctness from few problems; how typical a
+candidate is among the N samples for its problem is a strong label-free signal (reranking-facts.md), so the
+reward model adds a learned linear function of these features to its text score.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from rewardranker.records import Problem, Sample
+from rewardranker.reward.encoding import encode_whitespace
+
+FEATURE_NAMES = ("sim_mean", "sim_top", "dup_frac", "compiles", "log_len")
+Embedder = Callable[[list[str]], np.ndarray]  # texts -> L2-normalised rows
+
+
+def compiles(problem: Problem, sample: Sample) -> bool:
+    """Python only: does prompt + completion parse? (other languages: True, i.e. no information)."""
+    if problem.language != "py":
+        return True
+    try:
+        compile((sample.prompt or problem.prompt) + sample.completion, "<candidate>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _standardise(x: np.ndarray, scale: bool) -> np.ndarray:
+    x = x - x.mean()
+    if scale:
+        std = x.std()
+        x = x / std if std > 1e-6 else x * 0.0
+    return x
+
+
+def _group_features(problem: Problem, group: list[Sample], emb: np.ndarray | None) -> np.ndarray:
+    n = len(group)
+    feats = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
+    if n < 2:
+        return feats  # a lone candidate has no siblings: every feature is 0 (no preference)
+    norm = [s.completion.strip() for s in group]
+    counts = {t: norm.count(t) for t in set(norm)}
+    dup = np.array([(counts[t] - 1) / (n - 1) for t in norm])
+    ok = np.array([1.0 if compiles(problem, s) else 0.0 for s in group])
+    length = np.array([math.log1p(len(s.completion)) for s in group])
+    if emb is not None:
+        sims = emb @ emb.T
+        np.fill_diagonal(sims, np.nan)
+        k = min(10, n - 1)
+        top = -np.sort(-np.nan_to_num(sims, nan=-2.0), axis=1)[:, :k]
+        feats[:, 0] = _standardise(np.nanmean(sims, axis=1), True)
+        feats[:, 1] = _standardise(top.mean(axis=1), True)
+    feats[:, 2] = _standardise(dup, False)
+    feats[:, 3] = _standardise(ok, False)
+    feats[:, 4] = _standardise(length, True)
+    return feats
+
+
+def tfidf_embedder(texts: list[str]) -> np.ndarray:
+    """Character 3-5-gram TF-IDF vectors (fit on the texts given: one problem's candidates)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if not any(t.strip() for t in texts):
+        return np.zeros((len(texts), 1), dtype=np.float32)
+    m = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True).fit_transform(texts)
+    return np.asarray(m.todense(), dtype=np.float32)
+
+
+def candidate_features(problems: dict[str, Problem], samples: list[Sample], embed: Embedder | None,
+                       progress: bool = False) -> np.ndarray:
+    """Feature matrix [len(samples), len(FEATURE_NAMES)], rows in the order of `samples`.
+
+    Features are centred (and similarity/length scaled) within each problem, so only a candidate's standing
+    among its siblings counts. `embed` maps whitespace-visible completions to unit vectors; None drops the
+    similarity features.
+    """
+    from rewardranker.reward.progress import track
+
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(s.problem_id, []).append(i)
+    out = np.zeros((len(samples), len(FEATURE_NAMES)), dtype=np.float32)
+    for pid in track(list(groups), "consensus features", progress):
+        idx = groups[pid]
+        group = [samples[i] for i in idx]
+        emb = None
+        if embed is not None and len(group) > 1:
+            emb = embed([encode_whitespace(s.completion) for s in group])
+        out[idx] = _group_features(problems[pid], group, emb)
+    return out

@@ -1,0 +1,108 @@
+"""Score candidates (modes rm | agreement | combined) and pick the top-1 candidate per problem."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rewardranker.errors import ConfigError, RewardRankerError
+from rewardranker.metrics import top1_index
+from rewardranker.problems import CandidateSet
+from rewardranker.records import Sample, Score
+from rewardranker.reward.agreement import AgreementConfig, agreement_feature, agreement_scores, passed_sets
+
+MODES = ("rm", "agreement", "combined")
+DEFAULT_RM_WEIGHT = 0.5  # weight of the within-problem z-scored reward in `combined` (chosen by 5-fold CV)
+
+
+@dataclass
+class ScoreConfig:
+    """How to score: the mode, the reward model (rm/combined), and the agreement settings."""
+
+    mode: str = "rm"
+    model_dir: Path | None = None
+    batch_size: int = 32
+    rm_weight: float | None = None  # combined: None = the model's stored weight, else DEFAULT_RM_WEIGHT
+    agreement: AgreementConfig = field(default_factory=AgreementConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError("mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode != "agreement" and self.model_dir is None:
+            raise ConfigError("model_dir", f"mode {self.mode!r} needs a trained reward model (--model)")
+        if self.batch_size <= 0:
+            raise ConfigError("batch_size", f"must be positive, got {self.batch_size}")
+        if self.rm_weight is not None and self.rm_weight < 0:
+            raise ConfigError("rm_weight", f"must be >= 0, got {self.rm_weight}")
+
+
+def _groups(samples: list[Sample]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        out.setdefault(s.problem_id, []).append(i)
+    return out
+
+
+def combine(samples: list[Sample], rm_scores: list[float], agr_scores: list[float], rm_weight: float) -> list[float]:
+    """log(1 + CodeT group score) + rm_weight * (reward z-scored within the problem).
+
+    A small weight makes the reward break ties inside agreement groups and pick where no candidate passes any
+    generated assert; a larger one lets a confident reward overrule a slightly bigger group.
+    """
+    out = np.zeros(len(samples))
+    for idx in _groups(samples).values():
+        r = np.asarray([rm_scores[i] for i in idx], dtype=float)
+        z = (r - r.mean()) / r.std() if r.std() > 1e-9 else np.zeros_like(r)
+        out[idx] = [agreement_feature(agr_scores[i]) for i in idx] + rm_weight * z
+    return out.tolist()
+
+
+def stored_rm_weight(model_dir: Path) -> float:
+    """The combination weight saved with a model (by `train-rm`), else the default."""
+    head = Path(model_dir) / "reward_head.json"
+    if head.exists():
+        w = json.loads(head.read_text(encoding="utf-8")).get("combine_rm_weight")
+        if w is not None:
+            return float(w)
+    return DEFAULT_RM_WEIGHT
+
+
+def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progress: bool = True) -> list[Score]:
+    """One Score per candidate, in file order. Labels in `cands` are never read."""
+    samples = cands.samples
+    if not samples:
+        raise RewardRankerError("no candidates to score")
+    rm_scores = agr = None
+    if cfg.mode in ("rm", "combined"):
+        from rewardranker.reward.model import RewardModel
+
+        rm = RewardModel.load(cfg.model_dir)
+        rm_scores = rm.score(cands.problems, samples, batch_size=cfg.batch_size, progress=progress)
+    if cfg.mode in ("agreement", "combined"):
+        sets = passed_sets(cands.problems, samples, cands.generated_tests, cfg.agreement, exec_cfg, progress)
+        agr = agreement_scores(samples, sets)
+    if cfg.mode == "rm":
+        values = rm_scores
+    elif cfg.mode == "agreement":
+        values = agr
+    else:
+        w = cfg.rm_weight if cfg.rm_weight is not None else stored_rm_weight(cfg.model_dir)
+        values = combine(samples, rm_scores, agr, w)
+    return [Score(s.problem_id, s.sample_id, float(v)) for s, v in zip(samples, values)]
+
+
+def top1(samples: list[Sample], scores: list[Score]) -> list[tuple[Sample, float]]:
+    """The chosen candidate of each problem (first in file order among ties), problems in file order."""
+    score_of = {(s.problem_id, s.sample_id): s.score for s in scores}
+    missing = [(s.problem_id, s.sample_id) for s in samples if (s.problem_id, s.sample_id) not in score_of]
+    if missing:
+        raise RewardRankerError(f"{len(missing)} candidates have no score, e.g. {missing[0]} (ids must match)")
+    chosen = []
+    for idx in _groups(samples).values():
+        vals = [score_of[(samples[i].problem_id, samples[i].sample_id)] for i in idx]
+        best = idx[top1_index(vals)]
+        chosen.append((samples[best], vals[idx.index(best)]))
+    return chosen

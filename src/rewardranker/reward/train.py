@@ -1,0 +1,121 @@
+"""Train the Bradley–Terry reward model with the HF Trainer (so `accelerate launch` scales it unchanged)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardranker.errors import RewardRankerError
+from rewardranker.records import Problem, Sample
+from rewardranker.reward.config import RewardConfig
+from rewardranker.reward.model import RewardModel, pad_batch
+from rewardranker.reward.pairs import Key, Pair, bt_loss, mine_pairs
+
+
+class PairDataset:
+    """Pairs as token ids + consensus features; the collator puts all chosen rows first, then all rejected."""
+
+    def __init__(self, pairs: list[Pair], ids: dict[Key, list[int]], feats: dict[Key, np.ndarray]):
+        self.pairs, self.ids, self.feats = pairs, ids, feats
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        p = self.pairs[i]
+        c, r = (p.problem_id, p.chosen), (p.problem_id, p.rejected)
+        return {"chosen": self.ids[c], "rejected": self.ids[r], "chosen_f": self.feats[c],
+                "rejected_f": self.feats[r], "weight": p.weight}
+
+
+def make_collator(pad_id: int):
+    import torch
+
+    def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = pad_batch([r["chosen"] for r in rows] + [r["rejected"] for r in rows], pad_id)
+        feats = np.stack([r["chosen_f"] for r in rows] + [r["rejected_f"] for r in rows])
+        batch["features"] = torch.tensor(feats, dtype=torch.float32)
+        batch["weight"] = torch.tensor([r["weight"] for r in rows], dtype=torch.float32)
+        return batch
+
+    return collate
+
+
+def _trainer_class():
+    from transformers import Trainer
+
+    class BTTrainer(Trainer):
+        """HF Trainer whose loss is the weighted Bradley–Terry loss over (chosen, rejected) halves."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            rewards = model(inputs["input_ids"], inputs["attention_mask"], inputs["features"])
+            n = inputs["weight"].shape[0]
+            loss = bt_loss(rewards[:n], rewards[n:], inputs["weight"])
+            return (loss, {"rewards": rewards}) if return_outputs else loss
+
+    return BTTrainer
+
+
+def _optimizer(rm: RewardModel, cfg: RewardConfig):
+    """AdamW with a higher learning rate for the few weights of the feature head."""
+    import torch
+
+    head = list(rm.net.feature_head.parameters())
+    head_ids = {id(p) for p in head}
+    body = [p for p in rm.net.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups = [{"params": head, "lr": cfg.head_lr, "weight_decay": 0.0}]
+    if body:
+        groups.append({"params": body, "lr": cfg.lr, "weight_decay": 0.01})
+    return torch.optim.AdamW(groups)
+
+
+def _training_args(cfg: RewardConfig, out_dir: Path, progress: bool):
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out_dir / "trainer"), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        learning_rate=cfg.lr, warmup_steps=0, lr_scheduler_type="linear", bf16=cfg.bf16,
+        use_cpu=not torch.cuda.is_available(), seed=cfg.seed, data_seed=cfg.seed, report_to="none",
+        save_strategy="no", logging_steps=10, remove_unused_columns=False, disable_tqdm=not progress,
+        dataloader_num_workers=0, max_grad_norm=1.0,
+        **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}))
+
+
+def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample],
+                       passed: dict[Key, bool], out_dir: str | Path, weights: dict[Key, float] | None = None,
+                       features: np.ndarray | None = None, progress: bool = True) -> Path:
+    """Mine pairs, train with the Bradley–Terry loss, save to `out_dir`; returns `out_dir`.
+
+    `features` (rows aligned with `samples`) skips recomputing consensus features, e.g. across CV folds.
+    """
+    from transformers import set_seed
+
+    if not samples:
+        raise RewardRankerError("no candidates to train on")
+    set_seed(cfg.seed)
+    out_dir = Path(out_dir)
+    pairs = mine_pairs(samples, passed, cfg.max_pairs_per_problem, cfg.seed, weights)
+    rm = RewardModel.build(cfg)
+    t0 = time.perf_counter()
+    feats = rm.features(problems, samples, progress) if features is None else features
+    used = {k for p in pairs for k in ((p.problem_id, p.chosen), (p.problem_id, p.rejected))}
+    keep = [i for i, s in enumerate(samples) if (s.problem_id, s.sample_id) in used]
+    ids = rm.tokenize(problems, [samples[i] for i in keep])
+    keys = [(samples[i].problem_id, samples[i].sample_id) for i in keep]
+    dataset = PairDataset(pairs, dict(zip(keys, ids)), {k: feats[i] for k, i in zip(keys, keep)})
+    if cfg.gradient_checkpointing:
+        rm.net.backbone.gradient_checkpointing_enable()
+    trainer = _trainer_class()(model=rm.net, args=_training_args(cfg, out_dir, progress), train_dataset=dataset,
+                               data_collator=make_collator(rm.tokenizer.pad_token_id),
+                               optimizers=(_optimizer(rm, cfg), None))
+    result = trainer.train()
+    if trainer.is_world_process_zero():
+        stats = {"pairs": len(pairs), "problems_with_pairs": len({p.problem_id for p in pairs}),
+                 "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": result.training_loss}
+        rm.save(out_dir, {"training": stats})
+    return out_dir
