@@ -77,5 +77,5 @@ class VerdictCache:
         self.flush()
         self.db.close()
 
-    def __len__(self) -> int:
+    def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]

@@ -23,7 +23,7 @@ from rewardranker.execution import langs
 from rewardranker.execution.cache import VerdictCache, cache_key, default_cache_path
 from rewardranker.execution.langs.base import Job, Language
 from rewardranker.execution.sandbox import (SUPERVISOR, Sandbox, StepResult, check_available, default_toolbox,
-                                            prepare_toolbox, publish, run_once, wipe)
+                                            kill_uid, prepare_toolbox, publish, run_once, wipe)
 from rewardranker.records import Problem, Sample, Verdict
 from rewardranker.runio import content_hash
 
@@ -111,6 +111,8 @@ class Slot:
             if server is not None:
                 server.close()
         self.sandbox.close()
+        if self.cfg.sandbox and os.geteuid() == 0:
+            kill_uid(self.uid)
 
 
 def run_item(slot: Slot, item: _Item, fast: bool) -> dict:
@@ -163,13 +165,13 @@ def execute(problems: dict[str, Problem] | Iterable[Problem], samples: list[Samp
     items = _items(problems, samples, cfg)
     cache = VerdictCache(cfg.cache_path or default_cache_path()) if cfg.use_cache else None
     try:
-        results = cache.get_many([it.key for it in items]) if cache else {}
+        results = cache.get_many([it.key for it in items]) if cache is not None else {}
         cached = set(results)
         todo = list({it.key: it for it in items if it.key not in results}.values())
         if todo:
             _run_all(todo, used, cfg, results, cache, progress, len(items) - len(todo))
     finally:
-        if cache:
+        if cache is not None:
             cache.close()
     return [Verdict(problem_id=s.problem_id, sample_id=s.sample_id, language=it.language,
                     program_hash=it.program_hash, cached=it.key in cached, **results[it.key])
@@ -185,7 +187,7 @@ def _run_all(todo: list[_Item], used: list[str], cfg: ExecutionConfig, results: 
         binds.update(langs.get(language).prepare(cfg.toolbox) if cfg.fast or language == "ts" else {})
     root = Path(tempfile.mkdtemp(prefix="rewardranker-exec-"))
     os.chmod(root, 0o755)
-    uid_base = 200_000 + (os.getpid() % 100_000) * 2 * MAX_WORKERS  # distinct per live process
+    uid_base = uid_block().start
     n = min(cfg.workers, len(todo))
     slots: queue.SimpleQueue[Slot] = queue.SimpleQueue()
     all_slots = [Slot(i, root, cfg, binds, uid_base, lib) for i in range(n)]
@@ -209,16 +211,22 @@ def _run_all(todo: list[_Item], used: list[str], cfg: ExecutionConfig, results: 
                 for fut in finished:
                     item, fields = fut.result()
                     results[item.key] = fields
-                    if cache:
+                    if cache is not None:
                         cache.put(item.key, fields)
                     bar.advance()
-                if cache and not finished:
+                if cache is not None and not finished:
                     cache.flush()
     finally:
         bar.close()
         for s in all_slots:
             s.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def uid_block(pid: int | None = None) -> range:
+    """The sandbox uids a process uses (programs and compile servers), distinct for each live process."""
+    start = 200_000 + ((os.getpid() if pid is None else pid) % 100_000) * 2 * MAX_WORKERS
+    return range(start, start + 2 * MAX_WORKERS)
 
 
 def _interleave(items: list[_Item]) -> list[_Item]:

@@ -184,7 +184,7 @@ class Sandbox:
         return kw
 
     def start(self) -> None:
-        sup = "/tmp/rr/lib/supervisor.py" if self.sandboxed else str(SUPERVISOR)
+        sup = "/tmp/rr/lib/supervisor.py" if self.sandboxed else str(self.lib / "supervisor.py")
         argv = [SANDBOX_PYTHON, "-I", "-S", sup] + (["--sandboxed"] if self.sandboxed else [])
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.command(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -237,6 +237,32 @@ class Sandbox:
             raise SandboxError(f"the sandbox did not start: {self.log.read_text(errors='replace')[-600:].strip()}"
                                f" (command: {' '.join(self.command(['python3', 'supervisor.py']))})")
         return None
+
+
+def kill_uid(uid: int, wait_s: float = 3.0) -> list[int]:
+    """SIGKILL every process owned by `uid` (a worker's private uid) until none is left; returns the pids seen.
+
+    bwrap's pid-namespace teardown is asynchronous, so this makes "nothing left running" hold when we return.
+    """
+    seen: list[int] = []
+    deadline = time.monotonic() + wait_s
+    while True:
+        pids = []
+        for name in os.listdir("/proc"):
+            try:
+                if name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid:
+                    pids.append(int(name))
+            except OSError:
+                pass
+        if not pids or time.monotonic() > deadline:
+            return seen
+        for pid in pids:
+            seen.append(pid)
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        time.sleep(0.02)
 
 
 def _readline(stream, timeout_s: float) -> bytes:

@@ -66,7 +66,8 @@ class TypeScript(Language):
         server = slot.server("ts") if fast else None
         if server is None:
             return super().compile(slot, job, fast, step)
-        return server.compile([slot.inside(job.src)], job.workdir, self.compile_timeout_s)
+        argv = self.compile_argv(slot, slot.inside(job.src), fast)
+        return server.compile(argv[2:], job.workdir, self.compile_timeout_s)  # tsc's own arguments
 
     def run_argv(self, src: str, fast: bool) -> list[str]:
         return [NODE, src.rsplit(".", 1)[0] + ".js"]
