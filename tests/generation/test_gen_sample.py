@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, toy_problems
+from generation_helpers import CORPUS, toy_problems
 from typer.testing import CliRunner
 
 from rewardranker.cli import app
@@ -33,7 +33,8 @@ def test_same_seed_same_samples_other_seed_differs(tiny_gpt2, tmp_path):
 
 def test_completions_cut_at_stop_tokens_and_generation_stops_there(tiny_gpt2, tmp_path):
     stops = ("e", "\n")  # frequent in the corpus, so a random model emits them within a few tokens
-    out = sample_problems(_cfg(tiny_gpt2, n=4), toy_problems(stops=stops), tmp_path / "s.jsonl", progress=False)
+    cfg = _cfg(tiny_gpt2, n=4, max_new_tokens=64)
+    out = sample_problems(cfg, toy_problems(stops=stops), tmp_path / "s.jsonl", progress=False)
     samples, raws = read_jsonl(out), read_jsonl(tmp_path / "s.raw.jsonl")
     assert len(samples) == len(raws) == 12
     stopped = 0
@@ -43,10 +44,10 @@ def test_completions_cut_at_stop_tokens_and_generation_stops_there(tiny_gpt2, tm
         assert r["raw"].startswith(s["completion"])
         if r["raw"] != s["completion"]:  # a stop string was hit: generation ended on that token
             stopped += 1
-            assert r["n_tokens"] < 24 and len(s["logprobs"]) == r["n_tokens"]
+            assert r["n_tokens"] < 64 and len(s["logprobs"]) == r["n_tokens"]
             tail = r["raw"][len(s["completion"]):]
             assert any(tail.startswith(t) for t in stops) and len(tail) <= 12  # nothing past the stop's token
-    assert stopped >= 6
+    assert stopped >= 6  # the others ended on EOS, which a random model also emits
 
 
 def test_rerun_fills_only_missing_samples(tiny_gpt2, tmp_path):

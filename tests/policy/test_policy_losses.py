@@ -6,8 +6,18 @@ import pytest
 import torch
 
 from rewardranker.errors import ConfigError
-from rewardranker.policy.ppo import (PPOConfig, batch_indices, entropy, gae, kl_shaped_rewards, masked_mean,
-                                     masked_whiten, policy_loss, stop_cut, value_loss)
+from rewardranker.policy.ppo import (
+    PPOConfig,
+    batch_indices,
+    entropy,
+    gae,
+    kl_shaped_rewards,
+    masked_mean,
+    masked_whiten,
+    policy_loss,
+    stop_cut,
+    value_loss,
+)
 
 
 def test_kl_shaped_rewards_put_the_score_on_the_last_real_token():

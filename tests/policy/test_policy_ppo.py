@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import CORPUS, toy_problems
+from policy_helpers import CORPUS, toy_problems
 
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.generation import build_local_generator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import toy_problems
+from policy_helpers import toy_problems
 from typer.testing import CliRunner
 
 from rewardranker.cli import app

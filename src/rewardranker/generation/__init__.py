@@ -4,4 +4,4 @@ from rewardranker.generation.config import GenerationConfig
 from rewardranker.generation.local_model import build_local_generator
 from rewardranker.generation.sample import sample_problems
 
-__all__ = ["GenerationConfig", "sample_problems", "build_local_generator"]
+__all__ = ["GenerationConfig", "build_local_generator", "sample_problems"]

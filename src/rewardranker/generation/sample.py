@@ -23,7 +23,7 @@ _IDENTITY = ("backend", "model", "temperature", "top_p", "max_new_tokens", "seed
 
 def sibling(out_path: Path, suffix: str) -> Path:
     """`runs/x/samples.jsonl` -> `runs/x/samples<suffix>` (e.g. `.raw.jsonl`)."""
-    stem = out_path.name[:-len(".jsonl")] if out_path.name.endswith(".jsonl") else out_path.name
+    stem = out_path.name.removesuffix(".jsonl")
     return out_path.with_name(stem + suffix)
 
 

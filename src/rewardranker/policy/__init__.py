@@ -3,4 +3,4 @@
 from rewardranker.policy.ppo import PPOConfig, run_ppo
 from rewardranker.policy.sft import SFTConfig, examples_from_problems, examples_from_verdicts, run_sft
 
-__all__ = ["SFTConfig", "run_sft", "PPOConfig", "run_ppo", "examples_from_problems", "examples_from_verdicts"]
+__all__ = ["PPOConfig", "SFTConfig", "examples_from_problems", "examples_from_verdicts", "run_ppo", "run_sft"]

@@ -9,13 +9,13 @@ Layout: pure loss functions first, then the model wrapper, rollout, the update, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 from rewardranker.errors import ConfigError, RewardRankerError
-from rewardranker.generation.config import PRECISIONS, resolve_device_dtype
+from rewardranker.generation.config import PRECISIONS
 from rewardranker.problems import truncate
 from rewardranker.records import Problem, Sample
 from rewardranker.runio import append_jsonl, content_hash, read_jsonl_tolerant, write_json, write_jsonl
