@@ -113,6 +113,7 @@ def train_rm_cmd(
     train_top_layers: Annotated[Optional[int], typer.Option(help="Backbone blocks trained from the top (-1 all, 0 heads only).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (pair sampling, shuffling, init).")] = None,
     cv: Annotated[int, typer.Option(help="K >= 2: K-fold cross-validation by problem; writes OUT/cv_scores.jsonl (out-of-fold scores) instead of one model.")] = 0,
+    extra: Annotated[Optional[Path], typer.Option(help="Extra training data: a folder from `rewardranker build-rm-data` (e.g. MBPP mutants), added to every fold.")] = None,
 ) -> None:
     """Train a Bradley–Terry reward model on (passing, failing) candidate pairs of the same problem."""
     with user_errors():
@@ -123,8 +124,26 @@ def train_rm_cmd(
         given = dict(backbone=backbone, max_length=max_length, max_pairs_per_problem=max_pairs, epochs=epochs,
                      max_steps=max_steps, lora=lora, bf16=bf16, train_top_layers=train_top_layers, seed=seed)
         cfg = RewardConfig.from_dict({**base, **{k: v for k, v in given.items() if v is not None}})
-        path = run_train(cfg, samples, verdicts, problems, out, cv)
+        path = run_train(cfg, samples, verdicts, problems, out, cv, extra)
         console.print(f"wrote {path}")
+
+
+@app.command("build-rm-data")
+def build_rm_data_cmd(
+    problems: Annotated[str, typer.Option(help="Training problems with canonical solutions and tests (HumanEval layout), e.g. an MBPP file. Never the problems you evaluate on.")],
+    out: Annotated[Path, typer.Option(help="Folder to write problems.jsonl, samples.jsonl and verdicts.jsonl into (pass it to train-rm --extra).")],
+    per_problem: Annotated[int, typer.Option(help="Mutants per problem (plus the reference itself).")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed for choosing mutation sites.")] = 0,
+    workers: Annotated[int, typer.Option(help="Parallel executor workers.")] = 2,
+) -> None:
+    """Build reward-model pairs by executing AST mutants of reference solutions against their tests."""
+    with user_errors():
+        from rewardranker.execution import ExecutionConfig
+        from rewardranker.problems import load_problems
+        from rewardranker.reward.mutants import build_rm_data
+
+        stats = build_rm_data(load_problems(problems), out, per_problem, seed, ExecutionConfig(workers=workers))
+        console.print(f"wrote {out}: {stats}")
 
 
 @app.command("score")

@@ -102,3 +102,17 @@ def test_bad_config_and_unknown_problem_ids_give_clear_errors(tiny_gpt2):
         rm.score(problems, [Sample("other/1", 0, "x")], progress=False)
     with pytest.raises(RewardRankerError, match="not a reward-model folder"):
         RewardModel.load(tiny_gpt2)
+
+
+def test_frozen_backbone_fast_path_trains_only_the_heads(tiny_gpt2, tmp_path):
+    import torch
+
+    problems, samples, passed = toy_task(n_problems=6)
+    cfg = _cfg(tiny_gpt2, train_top_layers=0, consensus="tfidf", max_steps=30)
+    out = train_reward_model(cfg, problems, samples, passed, tmp_path / "rm", progress=False)
+    before, _ = load_backbone(str(tiny_gpt2))
+    after = RewardModel.load(out)
+    changed = {n for n, p in after.net.backbone.state_dict().items()
+               if not torch.equal(p, before.state_dict()[n])}
+    assert changed == {"score.weight"}
+    assert any(w != 0.0 for w in json.loads((out / "reward_head.json").read_text())["feature_weights"])

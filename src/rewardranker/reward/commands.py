@@ -13,17 +13,33 @@ from rewardranker.runio import write_json, write_jsonl
 
 
 def run_train(cfg: RewardConfig, samples: Path, verdicts: Path | None, problems: str | None, out: Path,
-              cv: int = 0) -> Path:
+              cv: int = 0, extra: Path | None = None) -> Path:
     """Train one model on everything, or with cv >= 2 write out-of-fold scores to OUT/cv_scores.jsonl."""
     from rewardranker.reward.train import train_reward_model
 
     data = load_labelled(samples, verdicts, problems)
+    more = load_extra(extra)
     if cv:
         from rewardranker.reward.crossval import cross_validate
 
-        oof = cross_validate(cfg, data.problems, data.cands.samples, data.passed, cv, out)
+        oof = cross_validate(cfg, data.problems, data.cands.samples, data.passed, cv, out,
+                             extra=None if more is None else (more.problems, more.cands.samples, more.passed, None))
         return write_jsonl(out / "cv_scores.jsonl", (to_dict(Score(k[0], k[1], v)) for k, v in oof.items()))
-    return train_reward_model(cfg, data.problems, data.cands.samples, data.passed, out)
+    if more is None:
+        return train_reward_model(cfg, data.problems, data.cands.samples, data.passed, out)
+    return train_reward_model(cfg, {**data.problems, **more.problems}, data.cands.samples + more.cands.samples,
+                              {**data.passed, **more.passed}, out)
+
+
+def load_extra(folder: Path | None):
+    """A `build-rm-data` folder (problems.jsonl, samples.jsonl, verdicts.jsonl), or None."""
+    if folder is None:
+        return None
+    for name in ("problems.jsonl", "samples.jsonl", "verdicts.jsonl"):
+        if not (Path(folder) / name).exists():
+            raise RewardRankerError(f"{folder}: {name} is missing; build the folder with `rewardranker build-rm-data`")
+    return load_labelled(Path(folder) / "samples.jsonl", Path(folder) / "verdicts.jsonl",
+                         str(Path(folder) / "problems.jsonl"))
 
 
 def run_score(samples: Path, out: Path, mode: str, model: Path | None, problems: str | None, batch_size: int,

@@ -43,7 +43,7 @@ class RewardConfig:
     lora_alpha: int = 32
     lora_targets: str = "all-linear"  # peft target_modules; comma-separated names or "all-linear"
     bf16: bool = True  # autocast to bfloat16 (CPU: 2-3x faster; GPU: the paper's setting)
-    train_top_layers: int = 2  # transformer blocks trained from the top; -1 = all, 0 = only the heads
+    train_top_layers: int = 0  # backbone blocks trained from the top; -1 = all, 0 = frozen (heads only, fast path)
     consensus: str = "minilm"  # similarity of a candidate to its siblings: minilm embeddings | tfidf | none
     whitespace: str = "auto"  # make newlines/indentation visible to tokenizers that drop them (auto|visible|raw)
     gradient_checkpointing: bool = False

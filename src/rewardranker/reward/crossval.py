@@ -24,6 +24,8 @@ def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: lis
 
     if features is None:
         features = RewardModel.build(cfg).features(problems, samples, progress)
+    if extra is not None and extra[3] is None:  # consensus features of the extra data, computed once for all folds
+        extra = (*extra[:3], RewardModel.build(cfg).features(extra[0], extra[1], progress))
     oof: dict[Key, float] = {}
     for i, (train_ids, eval_ids) in enumerate(kfold_problems([s.problem_id for s in samples], k, cfg.seed)):
         tr = [j for j, s in enumerate(samples) if s.problem_id in set(train_ids)]
@@ -33,8 +35,7 @@ def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: lis
             tr_probs = {**problems, **extra[0]}
             tr_samples = tr_samples + extra[1]
             tr_passed = {**passed, **extra[2]}
-            if extra[3] is not None:
-                tr_feats = np.concatenate([tr_feats, extra[3]])
+            tr_feats = np.concatenate([tr_feats, extra[3]])
         model_dir = train_reward_model(cfg, tr_probs, tr_samples, tr_passed, Path(work_dir) / f"fold{i}",
                                        features=tr_feats, progress=progress)
         rm = RewardModel.load(model_dir)

@@ -7,7 +7,6 @@ reward model adds a learned linear function of these features to its text score.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -15,7 +14,9 @@ import numpy as np
 from rewardranker.records import Problem, Sample
 from rewardranker.reward.encoding import encode_whitespace
 
-FEATURE_NAMES = ("sim_mean", "sim_top", "dup_frac", "compiles", "log_len")
+# Measured on the dev file (5-fold CV, ranked pass@1): mean similarity alone 37.8, + compiles 37.8; adding
+# top-10 similarity, duplicate fraction or length lowered top-1 (36.6, 36.6, 31.7), so they are not used.
+FEATURE_NAMES = ("sim_mean", "compiles")
 Embedder = Callable[[list[str]], np.ndarray]  # texts -> L2-normalised rows
 
 
@@ -43,21 +44,12 @@ def _group_features(problem: Problem, group: list[Sample], emb: np.ndarray | Non
     feats = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
     if n < 2:
         return feats  # a lone candidate has no siblings: every feature is 0 (no preference)
-    norm = [s.completion.strip() for s in group]
-    counts = {t: norm.count(t) for t in set(norm)}
-    dup = np.array([(counts[t] - 1) / (n - 1) for t in norm])
     ok = np.array([1.0 if compiles(problem, s) else 0.0 for s in group])
-    length = np.array([math.log1p(len(s.completion)) for s in group])
     if emb is not None:
         sims = emb @ emb.T
-        np.fill_diagonal(sims, np.nan)
-        k = min(10, n - 1)
-        top = -np.sort(-np.nan_to_num(sims, nan=-2.0), axis=1)[:, :k]
-        feats[:, 0] = _standardise(np.nanmean(sims, axis=1), True)
-        feats[:, 1] = _standardise(top.mean(axis=1), True)
-    feats[:, 2] = _standardise(dup, False)
-    feats[:, 3] = _standardise(ok, False)
-    feats[:, 4] = _standardise(length, True)
+        np.fill_diagonal(sims, 0.0)
+        feats[:, 0] = _standardise(sims.sum(axis=1) / (n - 1), True)
+    feats[:, 1] = _standardise(ok, False)
     return feats
 
 

@@ -86,6 +86,79 @@ def _training_args(cfg: RewardConfig, out_dir: Path, progress: bool):
         **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}))
 
 
+_HEAD_INPUTS: dict[tuple[str, bool], dict[tuple[int, ...], "torch.Tensor"]] = {}
+
+
+def score_linear(backbone):
+    """The backbone's scalar output layer (BERT `classifier`, GPT-2/Llama `score`): a Linear with one output."""
+    import torch
+
+    base = getattr(backbone, backbone.base_model_prefix, None)
+    inside = {id(m) for m in base.modules()} if base is not None else set()
+    heads = [m for m in backbone.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1
+             and id(m) not in inside]
+    if len(heads) != 1:
+        raise RewardRankerError(f"cannot find the scalar head of {type(backbone).__name__} (found {len(heads)})")
+    return heads[0]
+
+
+def head_inputs(rm: RewardModel, ids: list[list[int]], progress: bool) -> "torch.Tensor":
+    """What the frozen backbone feeds its scalar head for each sequence, captured by a forward hook."""
+    import torch
+
+    from rewardranker.reward.model import autocast
+    from rewardranker.reward.progress import track
+
+    head, captured = score_linear(rm.net.backbone), {}
+    hook = head.register_forward_hook(lambda _m, args, _out: captured.__setitem__("x", args[0].detach().float()))
+    rm.net.eval()
+    # the frozen backbone is the pretrained one, so its outputs can be reused across CV folds in one process
+    cache = _HEAD_INPUTS.setdefault((rm.cfg.backbone_path, rm.cfg.bf16), {})
+    todo = sorted({tuple(s) for s in ids if tuple(s) not in cache}, key=len)
+    bs = rm.cfg.score_batch_size
+    try:
+        for start in track(range(0, len(todo), bs), "frozen backbone pass", progress, total=-(-len(todo) // bs)):
+            chunk = todo[start:start + bs]
+            batch = pad_batch([list(s) for s in chunk], rm.tokenizer.pad_token_id, rm.device)
+            with torch.no_grad(), autocast(rm.cfg.bf16, rm.device):
+                rm.net.backbone(**batch)
+            cache.update(zip(chunk, captured["x"].cpu()))
+    finally:
+        hook.remove()
+    return torch.stack([cache[tuple(s)] for s in ids]) if ids else torch.zeros(0, head.in_features)
+
+
+def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: "PairDataset", progress: bool) -> float:
+    """Frozen backbone (train_top_layers=0, no LoRA): run it once per candidate, then fit only the scalar head
+    and the feature head with the same Bradley–Terry loss. Written by hand (not the Trainer) because on a CPU
+    this turns hours of repeated forward passes into seconds; the result is the same model as the Trainer
+    path would produce with a frozen backbone (minus dropout noise)."""
+    import torch
+
+    keys = list(dataset.ids)
+    x = head_inputs(rm, [dataset.ids[k] for k in keys], progress)
+    row = {k: i for i, k in enumerate(keys)}
+    f = torch.tensor(np.stack([dataset.feats[k] for k in keys]), dtype=torch.float32)
+    head, fhead = score_linear(rm.net.backbone), rm.net.feature_head
+    head.float()
+    c = torch.tensor([row[(p.problem_id, p.chosen)] for p in dataset.pairs])
+    r = torch.tensor([row[(p.problem_id, p.rejected)] for p in dataset.pairs])
+    w = torch.tensor([p.weight for p in dataset.pairs], dtype=torch.float32)
+    opt = torch.optim.AdamW([{"params": head.parameters(), "lr": cfg.head_lr, "weight_decay": 0.01},
+                             {"params": fhead.parameters(), "lr": cfg.head_lr, "weight_decay": 0.0}])
+    steps = cfg.max_steps if cfg.max_steps > 0 else int(np.ceil(len(c) / cfg.batch_size * cfg.epochs))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    reward = lambda i: head(x[i])[:, 0] + fhead(f[i])[:, 0]  # noqa: E731
+    loss = torch.tensor(0.0)
+    for _ in range(steps):
+        b = torch.randint(0, len(c), (cfg.batch_size,), generator=gen)
+        opt.zero_grad()
+        loss = bt_loss(reward(c[b]), reward(r[b]), w[b])
+        loss.backward()
+        opt.step()
+    return float(loss)
+
+
 def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample],
                        passed: dict[Key, bool], out_dir: str | Path, weights: dict[Key, float] | None = None,
                        features: np.ndarray | None = None, progress: bool = True) -> Path:
@@ -108,14 +181,24 @@ def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples:
     ids = rm.tokenize(problems, [samples[i] for i in keep])
     keys = [(samples[i].problem_id, samples[i].sample_id) for i in keep]
     dataset = PairDataset(pairs, dict(zip(keys, ids)), {k: feats[i] for k, i in zip(keys, keep)})
+    if cfg.train_top_layers == 0 and not cfg.lora:
+        final_loss, main = train_heads_only(rm, cfg, dataset, progress), True
+    else:
+        final_loss, main = _train_with_trainer(rm, cfg, dataset, out_dir, progress)
+    if main:
+        stats = {"pairs": len(pairs), "problems_with_pairs": len({p.problem_id for p in pairs}),
+                 "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": final_loss}
+        rm.save(out_dir, {"training": stats})
+    return out_dir
+
+
+def _train_with_trainer(rm: RewardModel, cfg: RewardConfig, dataset: PairDataset, out_dir: Path,
+                        progress: bool) -> tuple[float, bool]:
+    """(final loss, whether this is the main process) after training through the HF Trainer."""
     if cfg.gradient_checkpointing:
         rm.net.backbone.gradient_checkpointing_enable()
     trainer = _trainer_class()(model=rm.net, args=_training_args(cfg, out_dir, progress), train_dataset=dataset,
                                data_collator=make_collator(rm.tokenizer.pad_token_id),
                                optimizers=(_optimizer(rm, cfg), None))
     result = trainer.train()
-    if trainer.is_world_process_zero():
-        stats = {"pairs": len(pairs), "problems_with_pairs": len({p.problem_id for p in pairs}),
-                 "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": result.training_loss}
-        rm.save(out_dir, {"training": stats})
-    return out_dir
+    return result.training_loss, trainer.is_world_process_zero()
