@@ -83,3 +83,23 @@ def test_reward_function_must_score_every_completion(tiny_policy, tmp_path):
                 progress=False)
     with pytest.raises(ConfigError, match="reward_model_dir"):
         run_ppo(_cfg(steps=1), str(tiny_policy), None, toy_problems(2), tmp_path / "r2", progress=False)
+
+
+def test_ppo_command_scores_with_a_saved_reward_model(tiny_policy, tmp_path):
+    """The CLI path: the RM (its own tokenizer and backbone) scores decoded completions."""
+    from typer.testing import CliRunner
+
+    from rewardranker.cli import app
+    from rewardranker.reward import RewardConfig, RewardModel
+
+    rm_dir = RewardModel.build(RewardConfig(backbone=str(tiny_policy))).save(tmp_path / "rm")
+    probs = tmp_path / "p.jsonl"
+    probs.write_text("".join(json.dumps({"task_id": p.problem_id, "prompt": p.prompt, "entry_point": "f",
+                                         "test": "def check(f):\n    pass\n"}) + "\n" for p in toy_problems(4)))
+    res = CliRunner().invoke(app, ["ppo", "--policy", str(tiny_policy), "--reward-model", str(rm_dir),
+                                   "--problems", str(probs), "--out", str(tmp_path / "ppo"), "--steps", "2",
+                                   "--batch-size", "4"])
+    assert res.exit_code == 0, res.output
+    log = read_jsonl(tmp_path / "ppo" / "ppo_log.jsonl")
+    assert len(log) == 2 and all(isinstance(r["reward"], float) for r in log)
+    assert (tmp_path / "ppo" / "policy" / "model.safetensors").exists()

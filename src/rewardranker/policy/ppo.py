@@ -166,11 +166,11 @@ def _policy_class():
             torch.nn.init.zeros_(self.v_head.weight)
             torch.nn.init.zeros_(self.v_head.bias)
 
-        def forward(self, input_ids, attention_mask):
-            """Logits (B, L, V) and values (B, L) for a left-padded batch."""
+        def forward(self, input_ids, attention_mask, keep: int = 0):
+            """Logits of the last `keep` positions (all when 0), (B, keep, V), and values (B, L)."""
             position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)  # as `generate` numbered them
             out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          output_hidden_states=True)
+                          output_hidden_states=True, logits_to_keep=keep)
             return out.logits, self.v_head(out.hidden_states[-1].float())[..., 0]
 
     return PolicyWithValue
@@ -178,8 +178,9 @@ def _policy_class():
 
 def response_stats(model, input_ids, attention_mask, n_prompt: int, temperature: float, with_values: bool = True):
     """Log-probs (at the sampling temperature), values and logits for the response part: each (B, T)."""
-    logits, values = model(input_ids, attention_mask)
-    logits = logits[:, n_prompt - 1:-1] / temperature  # (B, T, V) position t predicts response token t
+    n_response = input_ids.shape[1] - n_prompt
+    logits, values = model(input_ids, attention_mask, keep=n_response + 1)  # the prompt's logits are not needed
+    logits = logits[:, :-1] / temperature  # (B, T, V): position t predicts response token t
     logp = token_logprobs(logits, input_ids[:, n_prompt:])
     return logp, (values[:, n_prompt - 1:-1] if with_values else None), logits
 
@@ -423,7 +424,7 @@ def _check_same_run(cfg: PPOConfig, policy_dir: str, problems: list[Problem], ou
             if k != "steps" and before.get(k) != v:
                 raise ConfigError(k, f"= {v!r} but {out_dir} holds a run with {before.get(k)!r}: "
                                      "use another output folder to start a new run", source=path)
-    log = [r for r in read_jsonl_tolerant(out_dir / "ppo_log.jsonl")]
+    log = read_jsonl_tolerant(out_dir / "ppo_log.jsonl")
     write_json(path, mine)
     done = _checkpoint_step(out_dir)
     write_jsonl(out_dir / "ppo_log.jsonl", [r for r in log if r["step"] <= done])  # drop steps after the checkpoint
