@@ -35,6 +35,9 @@ class SelfTrainConfig:
     max_train_problems: int = field(default=0, metadata={"help": "use a fixed random subset of this many "
                                                                  "training problems (0 = all)"})
     max_eval_problems: int = field(default=0, metadata={"help": "same for the held-out problems (0 = all)"})
+    problems_per_iteration: int = field(default=0, metadata={
+        "help": "sample and run PPO on a fresh random subset of this many training problems each iteration "
+                "(0 = all); SFT always uses every training problem"})
     # models
     generator: str = field(default="local", metadata={
         "help": "'local' (build a small GPT-2/Llama on the training problems' text) or a model folder / hub id"})
@@ -98,7 +101,7 @@ class SelfTrainConfig:
                 self._fail("languages", f"{lang!r} is not one of {', '.join(LANGUAGES)}")
         if not self.languages:
             self._fail("languages", "is empty")
-        for name in ("max_train_problems", "max_eval_problems", "iterations"):
+        for name in ("max_train_problems", "max_eval_problems", "problems_per_iteration", "iterations"):
             if getattr(self, name) < 0:
                 self._fail(name, f"= {getattr(self, name)} must be >= 0")
         for name in ("samples_per_problem", "eval_samples_per_problem"):
@@ -180,7 +183,7 @@ class SelfTrainConfig:
 
 _TYPES: dict[str, Any] = {
     "train_problems": list, "eval_problems": list, "languages": list, "max_train_problems": int,
-    "max_eval_problems": int, "generator": str, "generator_arch": str, "generator_size": str,
+    "max_eval_problems": int, "problems_per_iteration": int, "generator": str, "generator_arch": str, "generator_size": str,
     "reward_backbone": str, "iterations": int, "samples_per_problem": int, "eval_samples_per_problem": int,
     "hard_negative_weight": (int, float), "hard_negative_quantile": (int, float), "reference_positives": bool, "seed": int,
     "generation": dict, "sft": dict, "ppo": dict, "reward": dict, "execution": dict, "source": str,

@@ -49,10 +49,10 @@ def sft(cfg: Any, model: str, examples: list[tuple[str, str]], out_dir: Path) ->
 
 
 def ppo(cfg: Any, policy_dir: Path, reward_fn: Callable[[list[str], list[str]], list[float]],
-        problems: list[Problem], out_dir: Path) -> Path:
+        problems: list[Problem], out_dir: Path, progress: bool) -> Path:
     from rewardranker.policy.ppo import run_ppo
 
-    return run_ppo(cfg, policy_dir, reward_fn, problems, out_dir)
+    return run_ppo(cfg, str(policy_dir), reward_fn, problems, out_dir, progress=progress)
 
 
 def sample(cfg: Any, problems: list[Problem], out_path: Path, progress: bool) -> Path:

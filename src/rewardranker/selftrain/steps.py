@@ -46,6 +46,14 @@ class Context:
     def path(self, stage: str, *parts: str) -> Path:
         return self.run_dir.joinpath(stage, *parts)
 
+    def train_subset(self, k: int) -> list[Problem]:
+        """The training problems iteration k samples and runs PPO on (a fixed random subset per iteration)."""
+        n = self.cfg.problems_per_iteration
+        if not n or n >= len(self.train):
+            return self.train
+        keep = set(random.Random(f"{self.cfg.seed}:iteration:{k}").sample(range(len(self.train)), n))
+        return [p for i, p in enumerate(self.train) if i in keep]
+
 
 def select_problems(specs: list[str], languages: list[str], limit: int, seed: int, which: str) -> list[Problem]:
     """Load every spec, keep the configured languages, then a fixed random subset of `limit` (0 = all)."""
@@ -75,7 +83,13 @@ def check_disjoint(train: list[Problem], heldout: list[Problem], source: str) ->
 
 
 def policy_dir(ctx: Context, k: int) -> Path:
-    return ctx.path("iter_0/sft", "model") if k == 0 else ctx.path(f"iter_{k}/ppo", "model")
+    """The policy of iteration k: the SFT model, then each PPO run's final policy (as `ppo` recorded it)."""
+    if k == 0:
+        return ctx.path("iter_0/sft", "model")
+    import json
+
+    rel = json.loads(ctx.path(f"iter_{k}/ppo", "policy.json").read_text(encoding="utf-8"))["policy"]
+    return ctx.path(f"iter_{k}/ppo", rel)
 
 
 def reward_dir(ctx: Context, k: int) -> Path:
@@ -110,7 +124,10 @@ def ppo(ctx: Context, k: int, out: Path) -> None:
             samples.append(Sample(p.problem_id, i, truncate(completion, p.stop_tokens)))
         return rm.score(problems, samples, progress=False)
 
-    stages.ppo(ctx.stage_cfgs["ppo"], policy_dir(ctx, 0), reward_fn, ctx.train, out / "model")
+    final = stages.ppo(ctx.stage_cfgs["ppo"], policy_dir(ctx, 0), reward_fn, ctx.train_subset(k), out / "model",
+                       ctx.progress)
+    write_json(out / "policy.json", {"policy": str(Path(final).relative_to(out)), "from": str(policy_dir(ctx, 0)),
+                                     "reward_model": str(reward_dir(ctx, k - 1))})
 
 
 # --------------------------------------------------------------------------- sampling and execution
@@ -123,7 +140,7 @@ def _generation_cfg(ctx: Context, k: int, n: int, salt: int) -> Any:
 
 def sample_train(ctx: Context, k: int, out: Path) -> None:
     cfg = _generation_cfg(ctx, k, ctx.cfg.samples_per_problem, salt=0)
-    stages.sample(cfg, ctx.train, out / "samples.jsonl", ctx.progress)
+    stages.sample(cfg, ctx.train_subset(k), out / "samples.jsonl", ctx.progress)
 
 
 def sample_eval(ctx: Context, k: int, out: Path) -> None:
@@ -146,7 +163,7 @@ def _execute(ctx: Context, problems: list[Problem], samples_path: Path, out: Pat
 
 
 def execute_train(ctx: Context, k: int, out: Path) -> None:
-    _execute(ctx, ctx.train, ctx.path(f"iter_{k}/sample", "samples.jsonl"), out)
+    _execute(ctx, ctx.train_subset(k), ctx.path(f"iter_{k}/sample", "samples.jsonl"), out)
 
 
 def execute_eval(ctx: Context, k: int, out: Path) -> None:
