@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(g++ openjdk-17-jdk-headless php-cli mono-mcs mono-runtime libjavatuples-java bubblewrap nodejs)
+# python3: Debian's /usr/bin/python3 runs sandboxed Python programs and the sandbox supervisor (no pyenv shim)
+APT_PACKAGES=(g++ openjdk-17-jdk-headless php-cli mono-mcs mono-runtime libjavatuples-java bubblewrap nodejs python3 util-linux)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from rewardranker.problems import load_problems
@@ -21,3 +22,17 @@ def multipl_e(lang: str, names: tuple[str, ...]) -> dict[str, Problem]:
 
 def sample(problem_id: str, sample_id: int, completion: str) -> Sample:
     return Sample(problem_id=problem_id, sample_id=sample_id, completion=completion)
+
+
+def uid_processes(uids: range) -> list[str]:
+    """Live (non-zombie) processes owned by any of `uids`."""
+    from rewardranker.execution.sandbox import _running
+
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and os.stat(f"/proc/{pid}").st_uid in uids and _running(pid):
+                out.append(pid)
+        except OSError:
+            pass
+    return out

@@ -6,13 +6,13 @@ output, writing outside the scratch dir, connecting to a host socket on 127.0.0.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from exec_helpers import uid_processes
 
 from rewardranker.execution import ExecutionConfig, execute
 from rewardranker.execution.runner import uid_block
@@ -62,16 +62,6 @@ def listener():
     srv.close()
 
 
-def _uid_processes(uids: range) -> list[str]:
-    out = []
-    for pid in os.listdir("/proc"):
-        try:
-            if pid.isdigit() and os.stat(f"/proc/{pid}").st_uid in uids:
-                out.append(pid)
-        except OSError:
-            pass
-    return out
-
 
 @pytest.mark.slow
 def test_hostile_programs_are_contained(tmp_path, listener):
@@ -110,4 +100,4 @@ def test_hostile_programs_are_contained(tmp_path, listener):
     assert verdicts["py_kill_parent"].status == "Exception"
     assert not verdicts["sh_fork_bomb_kill_parent"].passed
     time.sleep(0.5)
-    assert _uid_processes(uid_block()) == []  # nothing left running
+    assert uid_processes(uid_block()) == []  # nothing left running

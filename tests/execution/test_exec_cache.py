@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from exec_helpers import uid_processes
+
 from rewardranker.execution import ExecutionConfig, execute
 from rewardranker.execution.runner import uid_block
 from rewardranker.records import Problem, Sample
@@ -31,7 +33,7 @@ def test_repeated_run_is_served_from_cache(tmp_path):
     second = execute([problem], samples, cfg, progress=False)
     assert time.monotonic() - started < 0.5
     assert not any(v.cached for v in first) and all(v.cached for v in second)
-    strip = lambda vs: [(v.status, v.passed, v.exit_code, v.stdout, v.program_hash) for v in vs]  # noqa: E731
+    strip = lambda vs: [(v.status, v.passed, v.exit_code, v.stdout, v.program_hash) for v in vs]
     assert strip(first) == strip(second)
     assert [v.status for v in first[:3]] == ["Exception", "OK", "SyntaxError"]
 
@@ -57,10 +59,10 @@ def test_sigkilled_run_resumes_with_identical_verdicts(tmp_path):
     killed_at = _rows(cache)
     assert 10 <= killed_at < 60 and not out.exists()
     for _ in range(100):  # bwrap's --die-with-parent and pid-namespace teardown are asynchronous
-        if not _uid_processes(uid_block(proc.pid)):
+        if not uid_processes(uid_block(proc.pid)):
             break
         time.sleep(0.05)
-    assert not _uid_processes(uid_block(proc.pid)), "sandboxes outlived the killed run"
+    assert not uid_processes(uid_block(proc.pid)), "sandboxes outlived the killed run"
     assert sqlite3.connect(cache).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -68,7 +70,7 @@ def test_sigkilled_run_resumes_with_identical_verdicts(tmp_path):
     assert sum(r["cached"] for r in resumed) >= killed_at
     fresh = execute([problem], samples, ExecutionConfig(workers=2, cache_path=tmp_path / "fresh.sqlite"),
                     progress=False)
-    key = lambda r: (r["sample_id"], r["status"], r["passed"], r["exit_code"], r["stdout"])  # noqa: E731
+    key = lambda r: (r["sample_id"], r["status"], r["passed"], r["exit_code"], r["stdout"])
     assert [key(r) for r in resumed] == [(v.sample_id, v.status, v.passed, v.exit_code, v.stdout) for v in fresh]
     assert _rows(cache) == len({s.completion for s in samples})  # identical programs share one entry
 
@@ -80,14 +82,3 @@ def _rows(cache) -> int:
         return sqlite3.connect(f"file:{cache}?mode=ro", uri=True).execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
     except sqlite3.OperationalError:  # schema not created yet
         return 0
-
-
-def _uid_processes(uids) -> list[str]:
-    out = []
-    for pid in os.listdir("/proc"):
-        try:
-            if pid.isdigit() and os.stat(f"/proc/{pid}").st_uid in uids:
-                out.append(pid)
-        except OSError:
-            pass
-    return out

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from exec_helpers import SHARED
 from typer.testing import CliRunner
 
 from rewardranker.cli import app
-from rewardranker.execution import ExecutionConfig, execute
 from rewardranker.errors import ConfigError, RewardRankerError, SandboxError
+from rewardranker.execution import ExecutionConfig, execute
 from rewardranker.records import Problem, Sample
-
-import pytest
 
 runner = CliRunner()
 PY_PROBLEMS = SHARED / "multipl-e" / "humaneval-py-reworded.jsonl"

@@ -11,4 +11,4 @@ not protect against), `supervisor` (the in-sandbox process runner), `cache` (SQL
 from rewardranker.execution.cache import VerdictCache, default_cache_path
 from rewardranker.execution.runner import ExecutionConfig, execute, program_text
 
-__all__ = ["ExecutionConfig", "execute", "program_text", "VerdictCache", "default_cache_path"]
+__all__ = ["ExecutionConfig", "VerdictCache", "default_cache_path", "execute", "program_text"]

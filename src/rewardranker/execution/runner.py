@@ -11,23 +11,32 @@ import os
 import queue
 import shutil
 import tempfile
-import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.execution import langs
 from rewardranker.execution.cache import VerdictCache, cache_key, default_cache_path
 from rewardranker.execution.langs.base import Job, Language
-from rewardranker.execution.sandbox import (SUPERVISOR, Sandbox, StepResult, check_available, default_toolbox,
-                                            kill_uid, prepare_toolbox, publish, run_once, wipe)
+from rewardranker.execution.sandbox import (
+    SUPERVISOR,
+    Sandbox,
+    StepResult,
+    check_available,
+    default_toolbox,
+    kill_uid,
+    prepare_toolbox,
+    publish,
+    run_once,
+    wipe,
+)
 from rewardranker.records import Problem, Sample, Verdict
 from rewardranker.runio import content_hash
 
-MAX_WORKERS = 32  # each worker gets two uids from a per-process block of 64
+MAX_WORKERS = 32  # each worker gets its own uid from a per-process block of 64
 
 
 @dataclass
@@ -76,7 +85,6 @@ class Slot:
         self.lib = lib
         self.binds = binds
         self.servers: dict[str, object] = {}
-        self.server_uid = uid_base + MAX_WORKERS + index
         self.counter = 0
 
     def inside(self, host: Path) -> str:
@@ -240,13 +248,20 @@ class _progress:
     def __init__(self, enabled: bool, total: int, completed: int):
         self.p = None
         if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.p = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                              TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+                              TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+                              console=Console(stderr=True))
             self.p.start()
             self.task = self.p.add_task("executing", total=total, completed=completed)
-        self.lock = threading.Lock()
 
     def advance(self) -> None:
         if self.p:

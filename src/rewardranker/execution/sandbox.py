@@ -1,9 +1,11 @@
 """Run untrusted programs in a bubblewrap sandbox, one long-lived sandbox per worker.
 
 What a sandbox does (when the executor runs as root, the normal case on the project's machines):
-- The worker's process is started as its own unprivileged uid (20000 + worker slot, 21000 + slot for compiler
-  servers) with no supplementary groups *before* bwrap runs, so RLIMIT_NPROC is enforced (it is not for root)
-  and the program cannot read root-only files (e.g. /root, including this checkout if it lives there).
+- The worker's processes (its supervisor, programs and compile servers) run as the worker's own unprivileged
+  uid (from a block of 64 that depends on the executor's pid, so concurrent runs never share one), with no
+  supplementary groups, set *before* bwrap runs, so RLIMIT_NPROC is enforced (it is not for root) and programs
+  cannot read root-only files (e.g. /root, including this checkout if it lives there). When the run ends,
+  anything still running under that uid is SIGKILLed.
 - bwrap gives it new user, pid, network, ipc, uts and cgroup namespaces (`--unshare-all`), no capabilities,
   only a loopback network interface (so 127.0.0.1 is the sandbox's own, not the host's), a read-only view of
   `/`, a private size-capped tmpfs on /tmp, a fresh /dev and /proc, a cleared environment, and one writable
@@ -21,9 +23,10 @@ What it does NOT protect against:
   so the worst case is nproc x as; no cgroup memory limit is set.
 - CPU or disk contention with the host (no cgroup CPU/IO limits); a program can fill /tmp of its own sandbox
   only up to the tmpfs cap and the scratch dir only up to RLIMIT_FSIZE per file.
-- Side channels and timing; programs of one worker run one after another in the same sandbox, and the scratch
-  directory and /tmp are wiped between them, but a program could in principle observe a previous program's
-  leftovers in a race we did not foresee.
+- Side channels and timing. Programs of one worker run one after another in the same sandbox; the scratch
+  directory and /tmp are wiped and every leftover process is killed between them, but they share the uid, so
+  a program could in principle observe a previous program's leftovers in a race we did not foresee. The
+  compile servers share the worker's uid and scratch dir too (in their own pid namespace).
 When not root, bwrap runs as the current user: RLIMIT_NPROC is then not set (it would count all of the
 user's processes), and the uid separation above does not apply.
 Without `allow_unsandboxed`, a missing bwrap is an error; with it (CLI: `--unsafe-no-sandbox`), programs run
@@ -192,7 +195,7 @@ class Sandbox:
 
     def close(self) -> None:
         if self.proc is not None:
-            _kill(self.proc)
+            _kill(self.proc, grace_s=2.0)  # a clean exit also lets the children's CPU time be accounted
             self.proc = None
 
     # -- running ---------------------------------------------------------------------------------------
@@ -250,7 +253,7 @@ def kill_uid(uid: int, wait_s: float = 3.0) -> list[int]:
         pids = []
         for name in os.listdir("/proc"):
             try:
-                if name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid:
+                if name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid and _running(name):
                     pids.append(int(name))
             except OSError:
                 pass
@@ -265,13 +268,29 @@ def kill_uid(uid: int, wait_s: float = 3.0) -> list[int]:
         time.sleep(0.02)
 
 
+def _running(pid: str) -> bool:
+    """False for a zombie (it runs nothing; its reaper collects it) or a vanished pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
 def _readline(stream, timeout_s: float) -> bytes:
     """Read one line, giving up after `timeout_s` (the supervisor enforces the real timeout)."""
     ready, _, _ = select.select([stream], [], [], timeout_s)
     return stream.readline() if ready else b""
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def _kill(proc: subprocess.Popen, grace_s: float = 0.0) -> None:
+    """Stop a sandboxed process: close its stdin and wait `grace_s` for a clean exit, then SIGKILL it."""
+    if grace_s > 0 and proc.poll() is None:
+        try:
+            proc.stdin.close()
+            proc.wait(timeout=grace_s)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
     try:
         os.killpg(proc.pid, 9)
     except (ProcessLookupError, PermissionError):

@@ -63,7 +63,7 @@ class CompileServer:
 
     def close(self) -> None:
         if self.proc is not None:
-            _kill(self.proc)
+            _kill(self.proc, grace_s=2.0)
             self.proc = None
 
 
@@ -108,7 +108,7 @@ def build_java_server(toolbox: Path) -> Path:
     src = publish(toolbox, LANGS_DIR / "JavaCompileServer.java", "java-server-src") / "JavaCompileServer.java"
 
     def build(tmp: Path) -> None:
-        p = subprocess.run(["/usr/bin/javac", "-d", str(tmp), str(src)], capture_output=True, text=True)
+        p = subprocess.run(["/usr/bin/javac", "-d", str(tmp), str(src)], capture_output=True, text=True, check=False)
         if p.returncode != 0:
             raise ToolchainError("java", "javac JavaCompileServer.java", p.stderr[-500:])
 
@@ -120,7 +120,7 @@ def build_cs_server(toolbox: Path) -> Path:
 
     def build(tmp: Path) -> None:
         p = subprocess.run(["/usr/bin/mcs", "-r:/usr/lib/mono/4.5/mcs.exe", str(src),
-                            f"-out:{tmp / 'CsCompileServer.exe'}"], capture_output=True, text=True)
+                            f"-out:{tmp / 'CsCompileServer.exe'}"], capture_output=True, text=True, check=False)
         if p.returncode != 0:
             raise ToolchainError("cs", "mcs CsCompileServer.cs", (p.stdout + p.stderr)[-500:])
         os.symlink("/usr/lib/mono/4.5/mcs.exe", tmp / "mcs.exe")  # resolved beside the server at load time

@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from rewardranker.errors import ToolchainError
 from rewardranker.execution.sandbox import PATH_ENV, Limits, StepResult
@@ -58,7 +59,7 @@ class Language:
         """Toolchain identity for the cache key (first line of each version command)."""
         parts = []
         for cmd in self.version_cmds:
-            p = subprocess.run(list(cmd), capture_output=True, text=True)
+            p = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
             text = (p.stdout or p.stderr).strip().splitlines()
             parts.append(text[0] if text else f"{cmd[0]}: exit {p.returncode}")
         return f"{self.name}|" + "|".join(parts)
@@ -71,7 +72,7 @@ class Language:
         return Path(workdir) / f"{self.source_name}.{self.ext}"
 
     # -- commands --------------------------------------------------------------------------------------
-    def compile_argv(self, slot: "Slot", src: str, fast: bool) -> list[str] | None:
+    def compile_argv(self, slot: Slot, src: str, fast: bool) -> list[str] | None:
         """The compile command (paths as seen inside the sandbox), or None for interpreted languages."""
         return None
 
@@ -82,7 +83,7 @@ class Language:
         """Whether the sandbox supervisor may run the program in a forked copy of itself (Python only)."""
         return False
 
-    def compile(self, slot: "Slot", job: Job, fast: bool, step: StepRunner) -> StepResult | None:
+    def compile(self, slot: Slot, job: Job, fast: bool, step: StepRunner) -> StepResult | None:
         """Compile step; subclasses with a persistent compiler override this for fast=True."""
         argv = self.compile_argv(slot, slot.inside(job.src), fast)
         if argv is None:
@@ -92,7 +93,7 @@ class Language:
     def compile_env(self) -> dict[str, str]:
         return {"PATH": PATH_ENV}
 
-    def execute(self, slot: "Slot", job: Job, fast: bool, step: StepRunner) -> tuple[StepResult | None, StepResult | None]:
+    def execute(self, slot: Slot, job: Job, fast: bool, step: StepRunner) -> tuple[StepResult | None, StepResult | None]:
         """Compile (if needed) then run; the run is skipped when compilation fails."""
         comp = self.compile(slot, job, fast, step)
         if comp is not None and (comp.timed_out or comp.exit_code != 0):
@@ -113,6 +114,22 @@ def compiled_or(comp: StepResult | None, run: StepResult | None) -> tuple[str, i
         assert comp is not None
         return "SyntaxError", comp.exit_code
     return None
+
+
+def exit_status(comp: StepResult | None, run: StepResult | None, syntax_marker: str | None = None) -> tuple[str, int | None]:
+    """The common MultiPL-E rule: SyntaxError if compiling failed; Timeout; OK if exit 0; SyntaxError if
+    `syntax_marker` is in stderr (interpreters); else Exception."""
+    early = compiled_or(comp, run)
+    if early:
+        return early
+    assert run is not None
+    if run.timed_out:
+        return "Timeout", run.exit_code
+    if run.exit_code == 0:
+        return "OK", 0
+    if syntax_marker is not None and syntax_marker in run.stderr:
+        return "SyntaxError", run.exit_code
+    return "Exception", run.exit_code
 
 
 def which(name: str) -> str:

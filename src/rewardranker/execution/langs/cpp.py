@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from rewardranker.errors import ToolchainError
-from rewardranker.execution.langs.base import Language, compiled_or
+from rewardranker.execution.langs.base import Language, exit_status
 from rewardranker.execution.sandbox import StepResult
 from rewardranker.runio import content_hash
 
@@ -49,18 +49,12 @@ class Cpp(Language):
         return [src.rsplit(".", 1)[0]]
 
     def classify(self, comp: StepResult | None, run: StepResult | None) -> tuple[str, int | None]:
-        early = compiled_or(comp, run)
-        if early:
-            return early
-        assert run is not None
-        if run.timed_out:
-            return "Timeout", run.exit_code
-        return ("Exception", run.exit_code) if run.exit_code != 0 else ("OK", 0)
+        return exit_status(comp, run)
 
 
 def _stdcpp_header() -> Path:
     out = subprocess.run([GXX, STD, "-x", "c++", "-E", "-H", "-"], input="#include <bits/stdc++.h>\n",
-                         capture_output=True, text=True).stderr
+                         capture_output=True, text=True, check=False).stderr
     for line in out.splitlines():
         if line.startswith(". ") and line.endswith("bits/stdc++.h"):
             return Path(line[2:])
@@ -83,7 +77,7 @@ def build_pch(toolbox: Path, version: str) -> Path:
                 link.symlink_to(header)
             tmp = gch.with_suffix(".tmp")
             p = subprocess.run([GXX, STD, "-x", "c++-header", str(header), "-o", str(tmp)],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, check=False)
             if p.returncode != 0:
                 raise ToolchainError("cpp", "g++ -x c++-header bits/stdc++.h", p.stderr[-500:])
             os.chmod(tmp, 0o644)

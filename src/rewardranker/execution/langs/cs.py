@@ -15,8 +15,6 @@ with the same arguments, minus mono's start-up and JIT warm-up.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rewardranker.execution.langs.base import Job, Language, StepRunner, compiled_or
 from rewardranker.execution.sandbox import PATH_ENV, StepResult
 

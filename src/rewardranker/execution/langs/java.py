@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rewardranker.execution.langs.base import Job, Language, StepRunner, compiled_or
+from rewardranker.execution.langs.base import Job, Language, StepRunner, exit_status
 from rewardranker.execution.sandbox import PATH_ENV, Limits, StepResult
 
 JAVAC, JAVA = "/usr/bin/javac", "/usr/bin/java"
@@ -47,13 +47,7 @@ class Java(Language):
         return [JAVA, "-ea", "-cp", f"{Path(src).parent}:{JAVATUPLES}", "Problem"]
 
     def classify(self, comp: StepResult | None, run: StepResult | None) -> tuple[str, int | None]:
-        early = compiled_or(comp, run)
-        if early:
-            return early
-        assert run is not None
-        if run.timed_out:
-            return "Timeout", run.exit_code
-        return ("OK", 0) if run.exit_code == 0 else ("Exception", run.exit_code)
+        return exit_status(comp, run)
 
 
 LANGUAGE = Java()

@@ -12,7 +12,7 @@ pass. `sys.exit()` behaves as usual. Site-packages are not importable (the bench
 
 from __future__ import annotations
 
-from rewardranker.execution.langs.base import Language
+from rewardranker.execution.langs.base import Language, exit_status
 from rewardranker.execution.sandbox import SANDBOX_PYTHON, StepResult
 
 
@@ -28,12 +28,7 @@ class Python(Language):
         return fast
 
     def classify(self, comp: StepResult | None, run: StepResult | None) -> tuple[str, int | None]:
-        assert run is not None
-        if run.timed_out:
-            return "Timeout", run.exit_code
-        if run.exit_code == 0:
-            return "OK", 0
-        return ("SyntaxError" if "SyntaxError" in run.stderr else "Exception"), run.exit_code
+        return exit_status(comp, run, "SyntaxError")
 
 
 LANGUAGE = Python()

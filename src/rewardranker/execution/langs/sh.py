@@ -8,7 +8,7 @@ is on stderr). The fast path is the same command inside the persistent sandbox (
 
 from __future__ import annotations
 
-from rewardranker.execution.langs.base import Language
+from rewardranker.execution.langs.base import Language, exit_status
 from rewardranker.execution.sandbox import StepResult
 
 BASH = "/usr/bin/bash"
@@ -23,12 +23,7 @@ class Bash(Language):
         return [BASH, src]
 
     def classify(self, comp: StepResult | None, run: StepResult | None) -> tuple[str, int | None]:
-        assert run is not None
-        if run.timed_out:
-            return "Timeout", run.exit_code
-        if run.exit_code == 0:
-            return "OK", 0
-        return ("SyntaxError" if "syntax error" in run.stderr else "Exception"), run.exit_code
+        return exit_status(comp, run, "syntax error")
 
 
 LANGUAGE = Bash()
