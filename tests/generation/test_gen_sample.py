@@ -10,7 +10,7 @@ from generation_helpers import CORPUS, toy_problems
 from typer.testing import CliRunner
 
 from rewardranker.cli import app
-from rewardranker.errors import ConfigError
+from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.generation import GenerationConfig, build_local_generator, sample_problems
 from rewardranker.runio import read_jsonl
 
@@ -100,3 +100,14 @@ def test_sample_command_writes_samples(tiny_gpt2, tmp_path):
     bad = CliRunner().invoke(app, ["sample", "--problems", str(probs), "--model", str(tiny_gpt2), "--out", str(out),
                                    "--top-p", "2"])
     assert bad.exit_code == 1 and "top_p" in bad.output
+
+
+def test_vllm_backend_without_vllm_says_how_to_get_it(tmp_path):
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(RewardRankerError, match="pip install 'rewardranker\\[vllm\\]'"):
+            sample_problems(GenerationConfig(backend="vllm", model="m"), toy_problems(1), tmp_path / "s.jsonl",
+                            progress=False)
+    else:  # pragma: no cover - GPU machines with the extra installed
+        pytest.skip("vllm is installed: the in-process backend is exercised on GPU machines")

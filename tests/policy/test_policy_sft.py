@@ -70,3 +70,12 @@ def test_sft_command(tiny_policy, tmp_path):
                                    "--out", str(tmp_path / "o"), "--max-steps", "2", "--batch-size", "2"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "sft_log.jsonl").exists()
+
+
+def test_mbpp_reference_solutions_are_sft_examples(shared_data):
+    from rewardranker.problems import load_problems
+
+    examples = examples_from_problems(load_problems(shared_data / "mbpp" / "mbpp-sanitized.jsonl"))
+    assert len(examples) == 427
+    prompt, solution = examples[0]
+    assert prompt.startswith("def similar_elements") and "return" in solution

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import groupby
+from pathlib import Path
 
 from rewardranker.errors import RewardRankerError
 from rewardranker.generation.backend import Generation, Request
@@ -14,10 +15,12 @@ def load_causal_lm(model: str, device: str = "auto", precision: str = "auto"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev, dtype = resolve_device_dtype(device, precision)
+    if str(model).startswith(("/", ".", "~")) and not Path(model).expanduser().is_dir():
+        raise RewardRankerError(f"{model}: no such model folder (build one with `rewardranker build-generator`)")
     try:
         tok = AutoTokenizer.from_pretrained(model)
         lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(dev)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: huggingface_hub's invalid repo id
         raise RewardRankerError(f"{model}: cannot load a causal LM and tokenizer ({e})") from None
     tok.padding_side = "left"
     if tok.pad_token is None:  # Llama-family tokenizers ship without one

@@ -464,13 +464,14 @@ def plot_rewards(log_path: Path, png: Path) -> Path:
 
     rows = read_jsonl_tolerant(log_path)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([r["step"] for r in rows], [r["reward"] for r in rows], label="mean reward")
+    steps = [r["step"] for r in rows]
+    lines = ax.plot(steps, [r["reward"] for r in rows], label="mean reward")
     ax.set_xlabel("PPO iteration")
     ax.set_ylabel("reward")
     ax2 = ax.twinx()
-    ax2.plot([r["step"] for r in rows], [r["kl"] for r in rows], color="tab:orange", alpha=0.6, label="KL")
-    ax2.set_ylabel("KL to reference")
-    fig.legend(loc="lower right")
+    lines += ax2.plot(steps, [r["kl"] for r in rows], color="tab:orange", alpha=0.6, label="KL to reference")
+    ax2.set_ylabel("KL (nats per completion)")
+    ax.legend(handles=lines, loc="upper left", fontsize="small")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)

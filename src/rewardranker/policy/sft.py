@@ -109,17 +109,14 @@ def run_sft(cfg: SFTConfig, model_dir_or_id: str, examples: list[tuple[str, str]
 
 
 def _load_for_training(model: str, cfg: SFTConfig):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load on the CPU; the Trainer moves it to its device (one per process).
 
-    _, dtype = resolve_device_dtype("auto", cfg.precision)
-    try:
-        tok = AutoTokenizer.from_pretrained(model)
-        lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
-    except OSError as e:
-        raise RewardRankerError(f"{model}: cannot load a causal LM and tokenizer ({e})") from None
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return lm, tok
+    precision "auto" loads fp32 weights and trains under bf16 autocast on a GPU (mixed precision); an explicit
+    "bf16" loads bf16 weights, which halves memory for the frozen base of a LoRA run.
+    """
+    from rewardranker.generation.hf import load_causal_lm
+
+    return load_causal_lm(model, device="cpu", precision=cfg.precision)
 
 
 def _trainer(cfg: SFTConfig, model, tok, data, out_dir: Path):
