@@ -1,6 +1,6 @@
 """Executor throughput per language: the fast path (cold and cached) against MultiPL-E's plain commands.
 
-    python benchmarks/execution.py [--per-language 12] [--workers 2] [--langs py,cpp,...] [--json PATH]
+    python benchmarks/execution.py [--per-language 30] [--workers 2] [--langs py,cpp,...] [--json PATH]
     python benchmarks/execution.py --agreement      # all 8,200 reranking programs vs their reference labels
 
 Programs per language: for each of the first N MultiPL-E problems, a completion that throws (compiles, fails
@@ -116,7 +116,7 @@ def agreement(workers: int, tmp: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--per-language", type=int, default=12, help="MultiPL-E problems per language (x2 programs, +7)")
+    ap.add_argument("--per-language", type=int, default=30, help="MultiPL-E problems per language (x2 programs, +7)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--langs", default=",".join(LANGUAGES))
     ap.add_argument("--agreement", action="store_true", help="run the 8,200-program Python agreement check")

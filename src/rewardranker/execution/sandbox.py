@@ -10,8 +10,10 @@ What a sandbox does (when the executor runs as root, the normal case on the proj
   only a loopback network interface (so 127.0.0.1 is the sandbox's own, not the host's), a read-only view of
   `/`, a private size-capped tmpfs on /tmp, a fresh /dev and /proc, a cleared environment, and one writable
   scratch directory (`/tmp/w`, a per-worker host directory that the executor wipes).
-- Every program gets rlimits: address space (per language; JVM, node and tsc need a large one), processes
-  (per uid), file size (which also caps stdout/stderr, written to files), CPU seconds, open files, no core files.
+- Every program gets rlimits: address space 4 GiB (8 GiB for java/javac and node/tsc, whose runtimes reserve
+  far more than they use), 128 processes per uid (256 for Java), 16 MiB per file written (which also caps
+  stdout/stderr: they go to files, of which the verdict keeps the first 2 KiB), CPU seconds = timeout + 1,
+  256 open files, no core files. The tmpfs on /tmp holds at most 256 MiB.
 - A wall-clock timeout per step; afterwards the in-sandbox supervisor SIGKILLs every process left in the
   sandbox's pid namespace. If the sandbox itself dies (a program killed its supervisor), the namespace dies
   with it (`--die-with-parent` and pid-namespace teardown) and the worker starts a new one.
@@ -21,8 +23,9 @@ What it does NOT protect against:
 - Reading world-readable host files (the root file system is visible, read-only).
 - Total memory across many processes of one program: RLIMIT_AS is per process and RLIMIT_NPROC caps the count,
   so the worst case is nproc x as; no cgroup memory limit is set.
-- CPU or disk contention with the host (no cgroup CPU/IO limits); a program can fill /tmp of its own sandbox
-  only up to the tmpfs cap and the scratch dir only up to RLIMIT_FSIZE per file.
+- CPU or disk contention with the host (no cgroup CPU/IO limits). The scratch dir lives on the host's /tmp
+  and has no quota: a program can write many files of up to 16 MiB each there until its timeout (they are
+  deleted after it).
 - Side channels and timing. Programs of one worker run one after another in the same sandbox; the scratch
   directory and /tmp are wiped and every leftover process is killed between them, but they share the uid, so
   a program could in principle observe a previous program's leftovers in a race we did not foresee. The
@@ -363,6 +366,8 @@ def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, lim
         except subprocess.TimeoutExpired:
             code, timed_out = -1, True
         _kill(p)
+    if sandbox.sandboxed and 128 < code < 160:
+        code = 128 - code  # bwrap reports a child killed by signal N as exit 128+N; report -N like Popen does
     res = StepResult(code, timed_out, time.monotonic() - start)
     res.stdout_full, res.stdout = _read_capped(Path(cwd) / ".rr-stdout")
     res.stderr = _read_capped(Path(cwd) / ".rr-stderr")[1]
