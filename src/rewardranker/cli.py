@@ -213,7 +213,7 @@ def _gen_help(name: str) -> str:
 def build_generator_cmd(
     out: Annotated[Path, typer.Option(help="folder to write the model and tokenizer to")],
     problems: Annotated[str, typer.Option(help="problems whose prompts and reference solutions train the "
-                                               "tokenizer: 'procedural', 'humaneval', a JSONL file or folder")] = "procedural",
+                                               "tokenizer: 'procedural:train', 'humaneval', a JSONL file or folder")] = "procedural:train",
     arch: Annotated[str, typer.Option(help="model class: gpt2 or llama")] = "gpt2",
     size: Annotated[str, typer.Option(help="tiny (2 layers, 128 wide), small (4, 256) or base (6, 384)")] = "tiny",
     seed: Annotated[int, typer.Option(help="seed for the random initial weights")] = 0,
@@ -265,7 +265,7 @@ def sft_cmd(
     model: Annotated[str, typer.Option(help="model folder (e.g. from build-generator) or hub id to fine-tune")],
     out: Annotated[Path, typer.Option(help="folder for the fine-tuned model (rerun to resume)")],
     problems: Annotated[str, typer.Option(help="problems: their reference solutions are the training targets, "
-                                               "unless --samples/--verdicts are given")] = "procedural",
+                                               "unless --samples/--verdicts are given (default: the suite's train split)")] = "procedural:train",
     samples: Annotated[Optional[Path], typer.Option(help="samples JSONL: train on the ones that passed")] = None,
     verdicts: Annotated[Optional[Path], typer.Option(help="verdicts JSONL for --samples (from `execute`)")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file of SFTConfig fields (options below win)")] = None,
@@ -296,7 +296,7 @@ def ppo_cmd(
     reward_model: Annotated[Path, typer.Option(help="trained reward model folder (from `train-rm`)")],
     out: Annotated[Path, typer.Option(help="run folder: checkpoint, ppo_log.jsonl, tensorboard/, reward_curve.png, "
                                            "policy/ (rerun to resume)")],
-    problems: Annotated[str, typer.Option(help="training problems whose prompts are rolled out")] = "procedural",
+    problems: Annotated[str, typer.Option(help="training problems whose prompts are rolled out")] = "procedural:train",
     config: Annotated[Optional[Path], typer.Option(help="YAML file of PPOConfig fields (options below win)")] = None,
     steps: Annotated[Optional[int], typer.Option(help="PPO iterations [default: 100]")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="prompts per iteration [default: 16]")] = None,

@@ -39,7 +39,9 @@ class Backend(Protocol):
 
 
 def sample_seed(seed: int, problem_id: str, sample_id: int) -> int:
-    """A per-sample seed, so a sample is the same whether drawn in a first run or a resumed one."""
+    """A per-sample seed. The openai and vllm backends seed each sample with it, so a resumed run draws exactly
+    what an uninterrupted one would; hf seeds a batch with its first request's seed, so a resumed hf run is
+    deterministic but its refilled samples can differ from an uninterrupted run's."""
     return int(content_hash(str(seed), problem_id, str(sample_id))[:8], 16)
 
 

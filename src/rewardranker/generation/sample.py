@@ -32,7 +32,7 @@ def sample_problems(cfg: GenerationConfig, problems: list[Problem], out_path: Pa
 
     Example:
         >>> cfg = GenerationConfig(model="runs/sft", n=8, temperature=0.8)
-        >>> sample_problems(cfg, load_problems("procedural:test"), Path("runs/r1/samples.jsonl"))
+        >>> sample_problems(cfg, load_problems("procedural:heldout:py"), Path("runs/r1/samples.jsonl"))
     """
     out_path, raw_path = Path(out_path), sibling(Path(out_path), ".raw.jsonl")
     order = {p.problem_id: i for i, p in enumerate(problems_by_id(problems).values())}

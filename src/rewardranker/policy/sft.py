@@ -91,8 +91,8 @@ def run_sft(cfg: SFTConfig, model_dir_or_id: str, examples: list[tuple[str, str]
     A rerun with the same `out_dir` resumes from the last checkpoint there.
 
     Example:
-        >>> run_sft(SFTConfig(epochs=5), "runs/gen0", examples_from_problems(load_problems("procedural")),
-        ...         Path("runs/sft"))
+        >>> examples = examples_from_problems(load_problems("procedural:train"))
+        >>> run_sft(SFTConfig(epochs=5), "runs/gen0", examples, Path("runs/sft"))
     """
     from datasets import Dataset
 
