@@ -111,3 +111,10 @@ def test_vllm_backend_without_vllm_says_how_to_get_it(tmp_path):
                             progress=False)
     else:  # pragma: no cover - GPU machines with the extra installed
         pytest.skip("vllm is installed: the in-process backend is exercised on GPU machines")
+
+
+def test_a_smaller_rerun_keeps_earlier_samples(tiny_gpt2, tmp_path):
+    out = tmp_path / "s.jsonl"
+    sample_problems(_cfg(tiny_gpt2, n=2), toy_problems(3), out, progress=False)
+    again = read_jsonl(sample_problems(_cfg(tiny_gpt2, n=1), toy_problems(1), out, progress=False))
+    assert len(again) == 6  # nothing deleted by a run over fewer problems or samples

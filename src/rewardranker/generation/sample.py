@@ -42,8 +42,8 @@ def sample_problems(cfg: GenerationConfig, problems: list[Problem], out_path: Pa
             for p in problems for sid in range(cfg.n) if (p.problem_id, sid) not in done]
     if todo:
         _draw(cfg, todo, out_path, raw_path, progress)
-    records = [r for r in read_jsonl_tolerant(out_path) if r["problem_id"] in order and r["sample_id"] < cfg.n]
-    records.sort(key=lambda r: (order[r["problem_id"]], r["sample_id"]))
+    records = read_jsonl_tolerant(out_path)  # samples of other problems or beyond n (earlier runs) are kept
+    records.sort(key=lambda r: (order.get(r["problem_id"], len(order)), r["problem_id"], r["sample_id"]))
     write_jsonl(out_path, records)  # sorted, and the torn last line of a killed run is gone
     return out_path
 
