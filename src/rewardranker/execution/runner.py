@@ -11,6 +11,7 @@ import os
 import queue
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -36,7 +37,7 @@ from rewardranker.execution.sandbox import (
 from rewardranker.records import Problem, Sample, Verdict
 from rewardranker.runio import content_hash
 
-MAX_WORKERS = 32  # each worker gets its own uid from a per-process block of 64
+MAX_WORKERS = 32  # each worker gets its own uid from a per-process block of 2 x MAX_WORKERS
 
 
 @dataclass
@@ -76,10 +77,10 @@ class _Item:
 class Slot:
     """One worker's sandbox (and its compiler servers): programs run one at a time in it."""
 
-    def __init__(self, index: int, root: Path, cfg: ExecutionConfig, binds: dict[Path, str], uid_base: int,
+    def __init__(self, index: int, root: Path, cfg: ExecutionConfig, binds: dict[Path, str], uid: int,
                  lib: Path):
         self.index, self.cfg = index, cfg
-        self.uid = uid_base + index
+        self.uid = uid
         self.root = root / f"slot{index}"
         self.sandbox = Sandbox(self.uid, self.root / "w", cfg.sandbox, binds, lib)
         self.lib = lib
@@ -195,12 +196,11 @@ def _run_all(todo: list[_Item], used: list[str], cfg: ExecutionConfig, results: 
         binds.update(langs.get(language).prepare(cfg.toolbox) if cfg.fast or language == "ts" else {})
     root = Path(tempfile.mkdtemp(prefix="rewardranker-exec-"))
     os.chmod(root, 0o755)
-    uid_base = uid_block().start
     n = min(cfg.workers, len(todo))
+    uids = _take_uids(n)
     slots: queue.SimpleQueue[Slot] = queue.SimpleQueue()
-    all_slots = [Slot(i, root, cfg, binds, uid_base, lib) for i in range(n)]
+    all_slots = [Slot(i, root, cfg, binds, uid, lib) for i, uid in enumerate(uids)]
     for s in all_slots:
-        s.root.mkdir(parents=True, exist_ok=True)
         slots.put(s)
 
     def work(item: _Item) -> tuple[_Item, dict]:
@@ -228,6 +228,7 @@ def _run_all(todo: list[_Item], used: list[str], cfg: ExecutionConfig, results: 
         bar.close()
         for s in all_slots:
             s.close()
+        _give_back_uids(uids)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -235,6 +236,26 @@ def uid_block(pid: int | None = None) -> range:
     """The sandbox uids a process uses (programs and compile servers), distinct for each live process."""
     start = 200_000 + ((os.getpid() if pid is None else pid) % 100_000) * 2 * MAX_WORKERS
     return range(start, start + 2 * MAX_WORKERS)
+
+
+_uid_lock = threading.Lock()
+_uids_in_use: set[int] = set()
+
+
+def _take_uids(n: int) -> list[int]:
+    """Reserve `n` of this process's sandbox uids, so concurrent execute() calls never share a worker uid."""
+    with _uid_lock:
+        free = [u for u in uid_block() if u not in _uids_in_use][:n]
+        if len(free) < n:
+            raise RewardRankerError(f"too many concurrent execute() calls in this process: {n} workers wanted, "
+                                    f"{len(free)} sandbox uids free")
+        _uids_in_use.update(free)
+        return free
+
+
+def _give_back_uids(uids: list[int]) -> None:
+    with _uid_lock:
+        _uids_in_use.difference_update(uids)
 
 
 def _interleave(items: list[_Item]) -> list[_Item]:
