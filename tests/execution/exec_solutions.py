@@ -45,14 +45,6 @@ SOLUTIONS: dict[str, dict[str, tuple[str, str]]] = {
             "    let a = 0, b = 1;\n    for (let i = 0; i < n; i++) { const t = a + b; a = b; b = t; }\n"
             "    return a;\n}\n", "    return n;\n}\n"),
     },
-    "js": {
-        "HumanEval_53_add": ("    return x + y;\n}\n", "    return x * y;\n}\n"),
-        "HumanEval_13_greatest_common_divisor": (
-            "    while (b !== 0) { const t = a % b; a = b; b = t; }\n    return a;\n}\n", "    return 1;\n}\n"),
-        "HumanEval_55_fib": (
-            "    let a = 0, b = 1;\n    for (let i = 0; i < n; i++) { const t = a + b; a = b; b = t; }\n"
-            "    return a;\n}\n", "    return n;\n}\n"),
-    },
     "sh": {
         "HumanEval_53_add": ("    echo $(( $1 + $2 ))\n", "    echo $(( $1 * $2 ))\n"),
         "HumanEval_13_greatest_common_divisor": (
@@ -65,6 +57,7 @@ SOLUTIONS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 SOLUTIONS["cs"] = SOLUTIONS["java"]  # method bodies only: the same text is valid C#
+SOLUTIONS["js"] = SOLUTIONS["ts"]  # these TypeScript bodies carry no type annotations
 
 # A completion that does not parse, for HumanEval_53_add. Bash skips some malformed commands and carries on
 # (a broken `[[ ... ]]` exits 0: see langs/sh.py), so its syntax error is a stray `fi`, which aborts the file.

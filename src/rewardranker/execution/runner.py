@@ -211,25 +211,31 @@ def _run_all(todo: list[_Item], used: list[str], cfg: ExecutionConfig, results: 
             slots.put(slot)
 
     bar = _progress(progress, len(todo) + done_before, done_before)
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="rr-exec")
     try:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="rr-exec") as pool:
-            pending = {pool.submit(work, it) for it in _interleave(todo)}
-            while pending:
-                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    item, fields = fut.result()
-                    results[item.key] = fields
-                    if cache is not None:
-                        cache.put(item.key, fields)
-                    bar.advance()
-                if cache is not None and not finished:
-                    cache.flush()
+        _drain(pool, [pool.submit(work, it) for it in _interleave(todo)], results, cache, bar)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an error, queued programs are dropped
         bar.close()
         for s in all_slots:
             s.close()
         _give_back_uids(uids)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _drain(pool: ThreadPoolExecutor, futures: list, results: dict, cache, bar: "_progress") -> None:
+    """Collect finished programs as they come, caching each (committed at least every half second)."""
+    pending = set(futures)
+    while pending:
+        finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            item, fields = fut.result()
+            results[item.key] = fields
+            if cache is not None:
+                cache.put(item.key, fields)
+            bar.advance()
+        if cache is not None and not finished:
+            cache.flush()
 
 
 def uid_block(pid: int | None = None) -> range:
