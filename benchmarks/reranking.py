@@ -86,12 +86,13 @@ def _extra(args, cfg):
 
 
 def _agreement(cands):
+    """(CodeT exact-group scores, soft-agreement scores, execution wall seconds); executions are cached."""
     from rewardranker.execution import ExecutionConfig
-    from rewardranker.reward.agreement import agreement_scores, passed_sets
+    from rewardranker.reward.agreement import agreement_scores, passed_sets, per_problem, soft_agreement
 
     sets, wall, _ = _cpu_wall(lambda: passed_sets(cands.problems, cands.samples, cands.generated_tests,
                                                   exec_cfg=ExecutionConfig(workers=2), progress=True))
-    return agreement_scores(cands.samples, sets), wall
+    return agreement_scores(cands.samples, sets), per_problem(cands.samples, sets, soft_agreement), wall
 
 
 def _throughput(model_dir: Path, cands, n: int = 400) -> dict:
@@ -117,7 +118,8 @@ def main() -> None:
     from rewardranker.problems import load_candidates
     from rewardranker.reward.crossval import cross_validate
     from rewardranker.reward.evaluate import collect, evaluate, plot_pass_at_1, plot_reliability, report_table
-    from rewardranker.reward.score import combine
+    from rewardranker.reward.score import DEFAULT_RM_WEIGHT, combine
+    from rewardranker.runio import write_jsonl
 
     console = Console()
     cfg = _config(args)
@@ -125,15 +127,21 @@ def main() -> None:
     keys = [(s.problem_id, s.sample_id) for s in cands.samples]
     tag = hashlib.sha256(args.file.read_bytes()).hexdigest()[:12]
     feats, feat_wall = _features(cfg, cands.problems, cands.samples, args.out, tag)
-    agr, agr_wall = _agreement(cands)
+    agr, soft, agr_wall = _agreement(cands)
     oof, train_wall, train_cpu = _cpu_wall(lambda: cross_validate(
         cfg, cands.problems, cands.samples, cands.labels, args.folds, args.out / "folds", features=feats,
         extra=_extra(args, cfg)))
     rm = [oof[k] for k in keys]
     scores = {"rm": dict(zip(keys, rm)), "agreement": dict(zip(keys, agr)),
-              "consensus only": dict(zip(keys, feats[:, 0].tolist()))}
+              "consensus only (no training)": dict(zip(keys, feats[:, 0].tolist())),
+              "soft agreement": dict(zip(keys, soft)),
+              "combined": dict(zip(keys, combine(cands.samples, rm, soft, DEFAULT_RM_WEIGHT)))}
     for w in args.weights:
-        scores[f"combined w={w:g}"] = dict(zip(keys, combine(cands.samples, rm, agr, w)))
+        scores[f"combined w={w:g}"] = dict(zip(keys, combine(cands.samples, rm, soft, w)))
+        scores[f"CodeT + rm w={w:g}"] = dict(zip(keys, combine(cands.samples, rm, agr, w)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(args.out / "scores.jsonl", ({"problem_id": k[0], "sample_id": k[1],
+                                             **{m: v[k] for m, v in scores.items()}} for k in keys))
     rows = collect(cands.problems, cands.samples, cands.labels, scores)
     report = evaluate(rows)
     speed = _throughput(args.out / "folds" / "fold0", cands)

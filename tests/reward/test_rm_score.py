@@ -116,3 +116,15 @@ def test_cli_bad_inputs_fail_with_one_clear_line(tmp_path):
     assert r.returncode == 1 and "have no score" in r.stderr
     r = _cli("score", "--samples", str(unlabeled), "--mode", "rm", "--out", str(scores))
     assert r.returncode == 1 and "model_dir" in r.stderr
+
+
+def test_soft_agreement_rewards_near_identical_behaviour_and_ignores_silent_candidates():
+    from rewardranker.reward.agreement import soft_agreement
+
+    a, a_noisy, b, none = frozenset({0, 1, 2}), frozenset({0, 1, 2, 3}), frozenset({4}), frozenset()
+    # exact groups: {a} x1, {a_noisy} x1, {b} x2 -> CodeT prefers... sizes 3, 4, 2, 2; soft sees a ~ a_noisy
+    scores = soft_agreement([a, a_noisy, b, b, none])
+    assert scores[4] == 0.0
+    assert scores[0] == pytest.approx((1 + 3 / 4) * 3 ** 0.5)
+    assert scores[2] == pytest.approx(2 * 1 ** 0.5)
+    assert min(scores[0], scores[1]) > scores[2]

@@ -102,12 +102,39 @@ def passed_sets(problems: dict[str, Problem], samples: list[Sample], generated_t
 
 def agreement_scores(samples: list[Sample], sets: list[frozenset[int]]) -> list[float]:
     """CodeT group scores computed within each problem (0 for candidates that pass no assert)."""
+    return per_problem(samples, sets, group_scores)
+
+
+def soft_agreement(passed_sets_: list[frozenset[int]], alpha: float = 0.5) -> list[float]:
+    """Soft dual agreement within one problem: sum over candidates j of Jaccard(S_i, S_j), times |S_i|^alpha.
+
+    CodeT's exact-set groups split when one noisy assert differs; summing set similarity instead lets nearly
+    identical behaviour reinforce, and the sqrt of the asserts passed still rewards passing more tests.
+    Candidates that pass no assert score 0.
+    """
+    import numpy as np
+
+    n_tests = max((max(s) + 1 for s in passed_sets_ if s), default=0)
+    if n_tests == 0:
+        return [0.0] * len(passed_sets_)
+    b = np.zeros((len(passed_sets_), n_tests))
+    for i, s in enumerate(passed_sets_):
+        b[i, list(s)] = 1.0
+    size = b.sum(axis=1)
+    inter = b @ b.T
+    union = size[:, None] + size[None, :] - inter
+    jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return (jac.sum(axis=1) * size ** alpha).tolist()
+
+
+def per_problem(samples: list[Sample], sets: list[frozenset[int]], fn) -> list[float]:
+    """Apply a per-problem scoring function `fn(sets) -> scores` and return scores in sample order."""
     out = [0.0] * len(samples)
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault(s.problem_id, []).append(i)
     for idx in groups.values():
-        for i, g in zip(idx, group_scores([sets[i] for i in idx])):
+        for i, g in zip(idx, fn([sets[i] for i in idx])):
             out[i] = g
     return out
 

@@ -39,6 +39,20 @@ def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: lis
         model_dir = train_reward_model(cfg, tr_probs, tr_samples, tr_passed, Path(work_dir) / f"fold{i}",
                                        features=tr_feats, progress=progress)
         rm = RewardModel.load(model_dir)
-        scores = rm.score(problems, [samples[j] for j in ev], progress=progress, features=features[ev])
+        scores = _score(rm, problems, [samples[j] for j in ev], features[ev], progress)
         oof.update({(samples[j].problem_id, samples[j].sample_id): v for j, v in zip(ev, scores)})
     return oof
+
+
+def _score(rm, problems: dict[str, Problem], samples: list[Sample], feats: np.ndarray, progress: bool) -> list[float]:
+    """Held-out scores; with a frozen backbone, reuse its cached outputs (same model, one forward pass saved)."""
+    import torch
+
+    from rewardranker.reward.train import head_inputs, score_linear
+
+    if rm.cfg.train_top_layers != 0 or rm.cfg.lora:
+        return rm.score(problems, samples, progress=progress, features=feats)
+    x = head_inputs(rm, rm.tokenize(problems, samples), progress)
+    with torch.no_grad():
+        r = score_linear(rm.net.backbone)(x)[:, 0] + rm.net.feature_head(torch.tensor(feats, dtype=torch.float32))[:, 0]
+    return r.tolist()

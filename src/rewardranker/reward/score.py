@@ -12,7 +12,8 @@ from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.metrics import top1_index
 from rewardranker.problems import CandidateSet
 from rewardranker.records import Sample, Score
-from rewardranker.reward.agreement import AgreementConfig, agreement_feature, agreement_scores, passed_sets
+from rewardranker.reward.agreement import (AgreementConfig, agreement_feature, agreement_scores, passed_sets,
+                                           per_problem, soft_agreement)
 
 MODES = ("rm", "agreement", "combined")
 DEFAULT_RM_WEIGHT = 0.5  # weight of the within-problem z-scored reward in `combined` (chosen by 5-fold CV)
@@ -47,7 +48,7 @@ def _groups(samples: list[Sample]) -> dict[str, list[int]]:
 
 
 def combine(samples: list[Sample], rm_scores: list[float], agr_scores: list[float], rm_weight: float) -> list[float]:
-    """log(1 + CodeT group score) + rm_weight * (reward z-scored within the problem).
+    """log(1 + agreement score) + rm_weight * (reward z-scored within the problem).
 
     A small weight makes the reward break ties inside agreement groups and pick where no candidate passes any
     generated assert; a larger one lets a confident reward overrule a slightly bigger group.
@@ -83,7 +84,9 @@ def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progr
         rm_scores = rm.score(cands.problems, samples, batch_size=cfg.batch_size, progress=progress)
     if cfg.mode in ("agreement", "combined"):
         sets = passed_sets(cands.problems, samples, cands.generated_tests, cfg.agreement, exec_cfg, progress)
-        agr = agreement_scores(samples, sets)
+        # agreement alone = CodeT's exact groups; combined uses soft agreement (benchmarks/reranking.py: better
+        # than exact groups once the reward breaks ties)
+        agr = agreement_scores(samples, sets) if cfg.mode == "agreement" else per_problem(samples, sets, soft_agreement)
     if cfg.mode == "rm":
         values = rm_scores
     elif cfg.mode == "agreement":

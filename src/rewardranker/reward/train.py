@@ -156,7 +156,7 @@ def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: "PairDataset",
         loss = bt_loss(reward(c[b]), reward(r[b]), w[b])
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample],
