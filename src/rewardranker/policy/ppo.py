@@ -171,7 +171,8 @@ def ppo_step(run: SimpleNamespace, batch: list[Problem], reward_fn: RewardFn, st
 
     cfg = run.cfg
     with torch.no_grad():
-        ro = rollout(run.acc.unwrap_model(run.model).lm, run.tok, batch, cfg, _seed(cfg.seed, "rollout", step))
+        stream = "rollout" if run.acc.process_index == 0 else f"rollout-{run.acc.process_index}"
+        ro = rollout(run.acc.unwrap_model(run.model).lm, run.tok, batch, cfg, _seed(cfg.seed, stream, step))
         scores = _scores(reward_fn, batch, ro["texts"], ro["mask"].device)  # (B,)
         old_logp, old_values, logits = response_stats(run.model, ro["input_ids"], ro["attention_mask"],
                                                       ro["n_prompt"], cfg.temperature)
@@ -265,24 +266,36 @@ def run_ppo(cfg: PPOConfig, policy_dir: str, reward_fn: RewardFn | None, problem
 
     if not problems:
         raise RewardRankerError("PPO needs at least one problem")
+    from accelerate import PartialState
+
     out_dir = Path(out_dir)
     reward_fn = build_reward_fn(cfg, reward_fn, problems)
-    _check_same_run(cfg, policy_dir, problems, out_dir)
+    main = PartialState().is_main_process  # under `accelerate launch`, one process writes the logs
+    if main:
+        _check_same_run(cfg, policy_dir, problems, out_dir)
     run = _setup(cfg, policy_dir, out_dir)
-    writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=run.start + 1)
-    with Progress(disable=not progress) as bar:
+    writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=run.start + 1) if main else None
+    with Progress(disable=not (progress and main)) as bar:
         task = bar.add_task("PPO", total=cfg.steps, completed=run.start)
         for step in range(run.start, cfg.steps):
-            batch = [problems[i] for i in batch_indices(len(problems), cfg.batch_size, step, cfg.seed)
-                     for _ in range(cfg.samples_per_prompt)]
-            metrics = ppo_step(run, batch, reward_fn, step)
-            _log(out_dir, writer, metrics)
+            metrics = ppo_step(run, _process_batch(problems, cfg, step, run.acc), reward_fn, step)
+            if writer is not None:
+                _log(out_dir, writer, metrics)
             bar.update(task, advance=1, description=f"PPO reward {metrics['reward']:.3f} kl {metrics['kl']:.3f}")
             if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
                 _save_checkpoint(run, step + 1)
-    writer.close()
-    plot_rewards(out_dir / "ppo_log.jsonl", out_dir / "reward_curve.png")
+    if writer is not None:
+        writer.close()
+        plot_rewards(out_dir / "ppo_log.jsonl", out_dir / "reward_curve.png")
     return _save_policy(run, out_dir / "policy")
+
+
+def _process_batch(problems: list[Problem], cfg: PPOConfig, step: int, acc) -> list[Problem]:
+    """This process's share of iteration `step`'s prompts (all of them on a single process), each repeated
+    `samples_per_prompt` times; with N processes the iteration holds N * batch_size prompts."""
+    world, rank = acc.num_processes, acc.process_index
+    idx = batch_indices(len(problems), cfg.batch_size * world, step, cfg.seed)[rank::world]
+    return [problems[i] for i in idx for _ in range(cfg.samples_per_prompt)]
 
 
 def _setup(cfg: PPOConfig, policy_dir: str, out_dir: Path) -> SimpleNamespace:
