@@ -10,7 +10,7 @@ from rewardranker.problems import load_problems, truncate
 from rewardranker.records import Sample
 from rewardranker.tasks import SUITE_LANGUAGES, split_compositions
 from rewardranker.tasks.grammar import Composition
-from rewardranker.tasks.render import reference_function, cases_for
+from rewardranker.tasks.render import cases_for, reference_function
 
 
 def _ops(comp: Composition) -> set[str]:

@@ -156,7 +156,7 @@ class SelfTrainConfig:
         return content_hash(json.dumps(self.to_dict(), sort_keys=True))[:16]
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any], source: str | Path | None = None) -> "SelfTrainConfig":
+    def from_dict(cls, obj: dict[str, Any], source: str | Path | None = None) -> SelfTrainConfig:
         known = {f.name for f in fields(cls)} - {"source"}
         unknown = sorted(set(obj) - known)
         if unknown:
@@ -165,7 +165,7 @@ class SelfTrainConfig:
         return cls(**obj, source=str(source or ""))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "SelfTrainConfig":
+    def from_file(cls, path: str | Path) -> SelfTrainConfig:
         """Read a YAML (or JSON) config file."""
         import yaml
 

@@ -21,9 +21,9 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.runio import content_hash, read_jsonl_tolerant, write_json

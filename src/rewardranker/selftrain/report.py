@@ -145,11 +145,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     for key, style in (("sampled_pass@1", "o--"), ("reranked_pass@1", "o-"), ("oracle_pass@n", "^:"),
                        ("reranked_pass@1_iter0_samples", "s-.")):
         a.plot(its, [r[key] for r in rows], style, label=key)
-    a.set(xlabel="iteration", ylabel="% of held-out problems", title="held-out pass@1", xticks=its)
+    a.set(xlabel="iteration", ylabel="% of held-out problems", title="held-out pass@1", xticks=its, ylim=(0, 100))
     a.legend(fontsize=8)
     for key in ("rm_pairwise_acc", "rm_auroc"):
         b.plot(its, [r[key] if r[key] is not None else np.nan for r in rows], "o-", label=key)
-    b.set(xlabel="iteration", ylabel="%", title="reward model on held-out candidates", xticks=its)
+    b.set(xlabel="iteration", ylabel="%", title="reward model on held-out candidates", xticks=its, ylim=(0, 100))
     b.legend(fontsize=8)
     fig.text(0.5, 0.005, f"Expected trend, {PAPER_TREND} (the paper reports no CPU-scale numbers to overlay)",
              ha="center", fontsize=8)

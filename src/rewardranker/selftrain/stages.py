@@ -5,8 +5,9 @@ Imports are lazy so that `rewardranker selftrain --help` and config validation s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rewardranker.records import Problem, Sample, Verdict
 

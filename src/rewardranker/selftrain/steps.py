@@ -37,7 +37,7 @@ class Context:
     stage_cfgs: dict[str, Any]
 
     @classmethod
-    def create(cls, cfg: SelfTrainConfig, run_dir: Path, progress: bool) -> "Context":
+    def create(cls, cfg: SelfTrainConfig, run_dir: Path, progress: bool) -> Context:
         train = select_problems(cfg.train_problems, cfg.languages, cfg.max_train_problems, cfg.seed, "train")
         heldout = select_problems(cfg.eval_problems, cfg.languages, cfg.max_eval_problems, cfg.seed, "eval")
         check_disjoint(train, heldout, cfg.source)
@@ -73,7 +73,7 @@ def check_disjoint(train: list[Problem], heldout: list[Problem], source: str) ->
     ids = {p.problem_id for p in train} & {p.problem_id for p in heldout}
     prompts = {p.prompt for p in train} & {p.prompt for p in heldout}
     if ids or prompts:
-        example = sorted(ids)[0] if ids else next(iter(prompts))[:60]
+        example = min(ids) if ids else next(iter(prompts))[:60]
         raise ConfigError("eval_problems", f"shares {max(len(ids), len(prompts))} problems with train_problems "
                                            f"(e.g. {example!r}): held-out problems must never be trained on",
                           source or None)

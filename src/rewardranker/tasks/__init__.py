@@ -17,12 +17,12 @@ from rewardranker.errors import RewardRankerError
 from rewardranker.records import Problem
 from rewardranker.runio import content_hash
 from rewardranker.tasks.grammar import Composition, compositions
-from rewardranker.tasks.render import SUITE_LANGUAGES, STOP_TOKENS, render
+from rewardranker.tasks.render import STOP_TOKENS, SUITE_LANGUAGES, render
 
 SPLITS = ("train", "heldout", "all")
 HELDOUT_FRACTION = 0.15
 
-__all__ = ["load", "split_compositions", "SPLITS", "SUITE_LANGUAGES", "STOP_TOKENS", "corpus_texts"]
+__all__ = ["SPLITS", "STOP_TOKENS", "SUITE_LANGUAGES", "corpus_texts", "load", "split_compositions"]
 
 
 @lru_cache(maxsize=1)

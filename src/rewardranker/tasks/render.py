@@ -7,7 +7,8 @@ checked against Python's (tests/selftrain/test_tasks_suite.py executes them all 
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rewardranker.records import Problem
 from rewardranker.runio import content_hash
@@ -156,7 +157,7 @@ def reference_function(comp: Composition) -> Callable[[list], Any]:
     """The Python reference solution as a callable (used to compute every expected output)."""
     prompt = _py_prompt(comp, [], None)
     namespace: dict[str, Any] = {}
-    exec(prompt + py_solution(comp), namespace)  # our own generated source, never user input
+    exec(prompt + py_solution(comp), namespace)  # noqa: S102 (our own generated source, never user input)
     return namespace[comp.name]
 
 
