@@ -9,6 +9,7 @@ Layout: config, the model wrapper, rollout, one iteration, the resumable loop, r
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -266,11 +267,9 @@ def run_ppo(cfg: PPOConfig, policy_dir: str, reward_fn: RewardFn | None, problem
 
     if not problems:
         raise RewardRankerError("PPO needs at least one problem")
-    from accelerate import PartialState
-
     out_dir = Path(out_dir)
     reward_fn = build_reward_fn(cfg, reward_fn, problems)
-    main = PartialState().is_main_process  # under `accelerate launch`, one process writes the logs
+    main = _is_main()
     if main:
         _check_same_run(cfg, policy_dir, problems, out_dir)
     run = _setup(cfg, policy_dir, out_dir)
@@ -288,6 +287,14 @@ def run_ppo(cfg: PPOConfig, policy_dir: str, reward_fn: RewardFn | None, problem
         writer.close()
         plot_rewards(out_dir / "ppo_log.jsonl", out_dir / "reward_curve.png")
     return _save_policy(run, out_dir / "policy")
+
+
+def _is_main() -> bool:
+    """Whether this process writes files: rank 0 under torchrun / accelerate launch (which set RANK).
+
+    Read from the environment because an HF Trainer run earlier in the same process resets accelerate's state.
+    """
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _process_batch(problems: list[Problem], cfg: PPOConfig, step: int, acc) -> list[Problem]:
@@ -333,7 +340,7 @@ def _save_checkpoint(run: SimpleNamespace, step: int) -> None:
 
     import torch
 
-    if not run.acc.is_main_process:
+    if not _is_main():
         return
     ckpt, tmp = run.out_dir / "checkpoint", run.out_dir / "checkpoint.tmp"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -394,7 +401,7 @@ def _save_policy(run: SimpleNamespace, dest: Path) -> Path:
     lm = run.acc.unwrap_model(run.model).lm
     if run.cfg.lora:
         lm = lm.merge_and_unload()
-    if run.acc.is_main_process:
+    if _is_main():
         lm.save_pretrained(dest)
         run.tok.save_pretrained(dest)
     return dest

@@ -147,6 +147,8 @@ def _trainer(cfg: SFTConfig, model, tok, data, out_dir: Path):
 
 def _save_final(trainer, tok, cfg: SFTConfig, out_dir: Path, base: str, n_examples: int) -> None:
     """Save a plain model folder (LoRA merged in), the loss log, and the resolved config."""
+    if not trainer.is_world_process_zero():  # under accelerate launch / torchrun one process writes
+        return
     model = trainer.model
     if cfg.lora:
         model = model.merge_and_unload()  # PPO and sampling then load one ordinary checkpoint
