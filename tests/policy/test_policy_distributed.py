@@ -38,7 +38,7 @@ def test_sft_and_ppo_run_under_torchrun_with_two_processes(tiny_policy, tmp_path
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for stage, policy in (("sft", tiny_policy), ("ppo", tmp_path / "sft")):  # two commands, as a user runs them
         res = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), stage, str(policy),
-                              str(tmp_path / stage)], capture_output=True, text=True, timeout=600, env=env)
+                              str(tmp_path / stage)], capture_output=True, text=True, timeout=600, env=env, check=False)
         assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "sft" / "model.safetensors").exists()
     log = read_jsonl(tmp_path / "ppo" / "ppo_log.jsonl")

@@ -133,6 +133,7 @@ def _trainer(cfg: SFTConfig, model, tok, data, out_dir: Path):
         gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
         save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
         report_to=["tensorboard"], dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),  # on CPU, torchrun / accelerate launch then give DDP over gloo
         disable_tqdm=False, dataset_num_proc=None,
     )
     peft_config = None
