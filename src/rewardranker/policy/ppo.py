@@ -162,7 +162,6 @@ def rollout(policy, tok, problems: list[Problem], cfg: PPOConfig, seed: int) -> 
     return {"input_ids": input_ids, "attention_mask": attention, "mask": mask, "n_prompt": n_prompt, "texts": texts}
 
 
-
 # --------------------------------------------------------------------------- one PPO iteration
 
 
