@@ -77,6 +77,7 @@ def _cli(*args, cwd=None):
                           timeout=900)
 
 
+@pytest.mark.slow
 def test_cli_train_score_rerank_eval_end_to_end(tiny_gpt2, tmp_path):
     data = _reranking_file(tmp_path / "cands.jsonl")
     cfg = tmp_path / "rm.yaml"
@@ -87,6 +88,10 @@ def test_cli_train_score_rerank_eval_end_to_end(tiny_gpt2, tmp_path):
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert len(lines) == 9 and set(lines[0]) == {"problem_id", "sample_id", "score"}
+    unlabelled = _reranking_file(tmp_path / "unlabelled.jsonl", labels=False)
+    r = _cli("score", "--samples", str(unlabelled), "--model", str(tmp_path / "rm"), "--out", str(tmp_path / "u.jsonl"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "u.jsonl").read_text() == (tmp_path / "s.jsonl").read_text()  # labels are never read
     r = _cli("rerank", "--samples", str(data), "--scores", str(tmp_path / "s.jsonl"), "--out", str(tmp_path / "top.jsonl"))
     assert r.returncode == 0, r.stderr
     assert len((tmp_path / "top.jsonl").read_text().splitlines()) == 3
