@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from conftest import toy_task
+
 from rewardranker.reward import RewardConfig
 from rewardranker.reward import train as train_module
 from rewardranker.reward.crossval import cross_validate

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import toy_task
+
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.metrics import ranked_pass_at_1
 from rewardranker.records import Sample
@@ -82,7 +82,7 @@ def test_freezing_keeps_only_heads_and_top_blocks_trainable(tiny_llama):
 def test_minilm_default_reads_whitespace_visible_code():
     rm = RewardModel.build(RewardConfig(consensus="none"))
     assert rm.visible_whitespace
-    problems, samples, _ = toy_task(n_problems=1)
+    problems, _, _ = toy_task(n_problems=1)
     flat = Sample("toy/0", 99, "    if x:\n        return 1\n    return 2\n")
     nested = Sample("toy/0", 98, "    if x:\n        return 1\n        return 2\n")
     a, b = rm.tokenize(problems, [flat, nested])
@@ -97,7 +97,7 @@ def test_bad_config_and_unknown_problem_ids_give_clear_errors(tiny_gpt2):
     with pytest.raises(ConfigError, match="backbone"):
         RewardModel.build(RewardConfig(backbone="/nonexistent/model/folder"))
     rm = RewardModel.build(_cfg(tiny_gpt2))
-    problems, samples, _ = toy_task(n_problems=1)
+    problems, _, _ = toy_task(n_problems=1)
     with pytest.raises(RewardRankerError, match="match no problem"):
         rm.score(problems, [Sample("other/1", 0, "x")], progress=False)
     with pytest.raises(RewardRankerError, match="not a reward-model folder"):

@@ -8,7 +8,13 @@ import pytest
 
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.records import Problem, Sample, Score
-from rewardranker.reward.agreement import AgreementConfig, agreement_scores, group_scores, harness, parse_bitmask
+from rewardranker.reward.agreement import (
+    AgreementConfig,
+    agreement_scores,
+    group_scores,
+    harness,
+    parse_bitmask,
+)
 from rewardranker.reward.score import ScoreConfig, combine, top1
 
 
@@ -46,7 +52,7 @@ def test_harness_reports_which_asserts_pass_and_survives_hangs_and_crashes(tmp_p
     completion = "    while x < 0:\n        pass\n    return x + 1\n"
     h = harness(problem, tests, AgreementConfig(per_test_timeout_s=0.1))
     program = h.prompt + completion + "\n" + h.tests
-    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30)
+    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False)
     assert parse_bitmask(run.stdout, len(tests)) == {0, 4}
     assert parse_bitmask("garbage", 5) == frozenset()
 
@@ -74,7 +80,7 @@ def _reranking_file(path, n_problems=3, labels=True):
 
 def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rewardranker", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=900)
+                          timeout=900, check=False)
 
 
 @pytest.mark.slow
@@ -133,3 +139,19 @@ def test_soft_agreement_rewards_near_identical_behaviour_and_ignores_silent_cand
     assert scores[0] == pytest.approx((1 + 3 / 4) * 3 ** 0.5)
     assert scores[2] == pytest.approx(2 * 1 ** 0.5)
     assert min(scores[0], scores[1]) > scores[2]
+
+
+def test_agreement_mode_runs_candidates_through_the_executor(tmp_path):
+    from rewardranker.execution import ExecutionConfig
+    from rewardranker.problems import load_candidates
+    from rewardranker.reward.score import score_candidates
+
+    path = tmp_path / "c.jsonl"
+    row = {"task_id": "T/0", "prompt": "def f(x):\n", "entry_point": "f",
+           "completions": ["    return x + 1\n", "    return x - 1\n", "    return x + 1\n", "    while True: pass\n"],
+           "generated_tests": ["assert f(1) == 2", "assert f(0) == 1", "assert f(5) == 4"]}
+    path.write_text(json.dumps(row) + "\n")
+    cands = load_candidates(path)
+    exec_cfg = ExecutionConfig(workers=1, cache_path=tmp_path / "cache.sqlite")
+    scores = score_candidates(cands, ScoreConfig(mode="agreement"), exec_cfg=exec_cfg, progress=False)
+    assert [s.score for s in scores] == [4.0, 1.0, 4.0, 0.0]  # group of 2 x 2 asserts; 1 x 1; the hang: none

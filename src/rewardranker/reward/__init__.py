@@ -5,4 +5,4 @@ from rewardranker.reward.model import RewardModel
 from rewardranker.reward.pairs import Pair, bt_loss, mine_pairs
 from rewardranker.reward.train import train_reward_model
 
-__all__ = ["RewardConfig", "RewardModel", "Pair", "bt_loss", "mine_pairs", "train_reward_model"]
+__all__ = ["Pair", "RewardConfig", "RewardModel", "bt_loss", "mine_pairs", "train_reward_model"]

@@ -16,7 +16,7 @@ from rewardranker.errors import RewardRankerError
 from rewardranker.records import Problem, Sample, Verdict
 
 MARKER = "@@RR_AGREEMENT"
-_LINE = re.compile(rf"^{MARKER} (\d+) ([0-9a-f]+)$", re.M)
+_LINE = re.compile(rf"^{MARKER} (\d+) ([0-9a-f]+)$", re.MULTILINE)
 
 _HARNESS = '''
 import signal as _rr_signal, sys as _rr_sys, os as _rr_os

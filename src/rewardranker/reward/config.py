@@ -80,7 +80,7 @@ class RewardConfig:
         return self.backbone or default_backbone()
 
     @classmethod
-    def paper(cls, **overrides: Any) -> "RewardConfig":
+    def paper(cls, **overrides: Any) -> RewardConfig:
         """The paper's GPU setting: a 6.7B code LM as reward backbone, LoRA adapters, bf16."""
         base = dict(backbone="deepseek-ai/deepseek-coder-6.7b-instruct", lora=True, bf16=True, max_length=1024,
                     train_top_layers=-1, lr=1e-5, batch_size=4, grad_accum=8, gradient_checkpointing=True,
@@ -91,7 +91,7 @@ class RewardConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any], source: str | Path | None = None) -> "RewardConfig":
+    def from_dict(cls, obj: dict[str, Any], source: str | Path | None = None) -> RewardConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(obj) - known)
         if unknown:
@@ -100,7 +100,7 @@ class RewardConfig:
         return cls(**obj)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "RewardConfig":
+    def from_file(cls, path: str | Path) -> RewardConfig:
         """Read a YAML or JSON file of settings."""
         import yaml
 

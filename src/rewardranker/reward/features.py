@@ -7,7 +7,7 @@ reward model adds a learned linear function of these features to its text score.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

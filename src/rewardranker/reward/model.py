@@ -168,7 +168,7 @@ class RewardModel:
         return "cuda" if _torch().cuda.is_available() else "cpu"
 
     @classmethod
-    def build(cls, cfg: RewardConfig) -> "RewardModel":
+    def build(cls, cfg: RewardConfig) -> RewardModel:
         """A new model from `cfg.backbone` with freshly initialised heads, frozen/LoRA-wrapped as configured."""
         torch = _torch()
         dtype = torch.bfloat16 if cfg.bf16 and torch.cuda.is_available() else torch.float32
@@ -181,7 +181,7 @@ class RewardModel:
         return cls(_net_class()(backbone, len(FEATURE_NAMES)), tok, cfg, visible)
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> "RewardModel":
+    def load(cls, model_dir: str | Path) -> RewardModel:
         """Load a folder written by `save` (the backbone through `from_pretrained`)."""
         torch = _torch()
         model_dir = Path(model_dir)

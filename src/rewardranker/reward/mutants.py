@@ -121,6 +121,6 @@ def build_rm_data(problems: list[Problem], out_dir: Path, per_problem: int = 10,
 def _humaneval_record(p: Problem) -> dict:
     """Back to the HumanEval layout `load_problems` reads (tests = check function + check call)."""
     suffix = f"\ncheck({p.entry_point})\n"
-    test = p.tests[: -len(suffix)] if p.tests.endswith(suffix) else p.tests
+    test = p.tests.removesuffix(suffix)
     return {"task_id": p.problem_id, "prompt": p.prompt, "entry_point": p.entry_point, "test": test,
             "canonical_solution": p.canonical_solution}

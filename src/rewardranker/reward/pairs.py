@@ -25,8 +25,8 @@ class Pair:
     weight: float = 1.0
 
 
-def bt_loss(r_chosen: "torch.Tensor", r_rejected: "torch.Tensor",
-            weight: "torch.Tensor | None" = None) -> "torch.Tensor":
+def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
+            weight: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted Bradley–Terry loss: mean of w * -log σ(r_chosen - r_rejected), normalised by the weights."""
     import torch.nn.functional as F
 

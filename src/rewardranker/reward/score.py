@@ -12,8 +12,14 @@ from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.metrics import top1_index
 from rewardranker.problems import CandidateSet
 from rewardranker.records import Sample, Score
-from rewardranker.reward.agreement import (AgreementConfig, agreement_feature, agreement_scores, passed_sets,
-                                           per_problem, soft_agreement)
+from rewardranker.reward.agreement import (
+    AgreementConfig,
+    agreement_feature,
+    agreement_scores,
+    passed_sets,
+    per_problem,
+    soft_agreement,
+)
 
 MODES = ("rm", "agreement", "combined")
 DEFAULT_RM_WEIGHT = 0.5  # reward weight in `combined`: middle of the 0.25-1 plateau of the dev 5-fold CV (46.3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from rewardranker.records import Problem, Sample
 from rewardranker.reward.config import RewardConfig
 from rewardranker.reward.model import RewardModel, pad_batch
 from rewardranker.reward.pairs import Key, Pair, bt_loss, mine_pairs
+
+if TYPE_CHECKING:
+    import torch
 
 
 class PairDataset:
@@ -86,7 +89,7 @@ def _training_args(cfg: RewardConfig, out_dir: Path, progress: bool):
         **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}))
 
 
-_HEAD_INPUTS: dict[tuple[str, bool], dict[tuple[int, ...], "torch.Tensor"]] = {}
+_HEAD_INPUTS: dict[tuple[str, bool], dict[tuple[int, ...], torch.Tensor]] = {}
 
 
 def score_linear(backbone):
@@ -102,7 +105,7 @@ def score_linear(backbone):
     return heads[0]
 
 
-def head_inputs(rm: RewardModel, ids: list[list[int]], progress: bool) -> "torch.Tensor":
+def head_inputs(rm: RewardModel, ids: list[list[int]], progress: bool) -> torch.Tensor:
     """What the frozen backbone feeds its scalar head for each sequence, captured by a forward hook."""
     import torch
 
@@ -128,7 +131,7 @@ def head_inputs(rm: RewardModel, ids: list[list[int]], progress: bool) -> "torch
     return torch.stack([cache[tuple(s)] for s in ids]) if ids else torch.zeros(0, head.in_features)
 
 
-def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: "PairDataset", progress: bool) -> float:
+def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: PairDataset, progress: bool) -> float:
     """Frozen backbone (train_top_layers=0, no LoRA): run it once per candidate, then fit only the scalar head
     and the feature head with the same Bradley–Terry loss. Written by hand (not the Trainer) because on a CPU
     this turns hours of repeated forward passes into seconds; the result is the same model as the Trainer
@@ -148,7 +151,7 @@ def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: "PairDataset",
                              {"params": fhead.parameters(), "lr": cfg.head_lr, "weight_decay": 0.0}])
     steps = cfg.max_steps if cfg.max_steps > 0 else int(np.ceil(len(c) / cfg.batch_size * cfg.epochs))
     gen = torch.Generator().manual_seed(cfg.seed)
-    reward = lambda i: head(x[i])[:, 0] + fhead(f[i])[:, 0]  # noqa: E731
+    reward = lambda i: head(x[i])[:, 0] + fhead(f[i])[:, 0]
     loss = torch.tensor(0.0)
     for _ in range(steps):
         b = torch.randint(0, len(c), (cfg.batch_size,), generator=gen)
