@@ -31,7 +31,7 @@ def config_class(section: str) -> type:
 
         return SFTConfig
     if section == "ppo":
-        from rewardranker.policy.ppo import PPOConfig
+        from rewardranker.policy import PPOConfig
 
         return PPOConfig
     raise KeyError(section)
@@ -51,7 +51,7 @@ def sft(cfg: Any, model: str, examples: list[tuple[str, str]], out_dir: Path) ->
 
 def ppo(cfg: Any, policy_dir: Path, reward_fn: Callable[[list[str], list[str]], list[float]],
         problems: list[Problem], out_dir: Path, progress: bool) -> Path:
-    from rewardranker.policy.ppo import run_ppo
+    from rewardranker.policy import run_ppo
 
     return run_ppo(cfg, str(policy_dir), reward_fn, problems, out_dir, progress=progress)
 
