@@ -122,12 +122,14 @@ def plot_pass_at_1(report: dict, path: str | Path) -> Path:
     modes = list(g["modes"])
     vals = [g["modes"][m]["ranked pass@1"] for m in modes]
     err = np.array([[v - g["modes"][m]["CI"][0], g["modes"][m]["CI"][1] - v] for m, v in zip(modes, vals)]).T
-    fig, ax = plt.subplots(figsize=(1.6 * len(modes) + 3, 4))
+    fig, ax = plt.subplots(figsize=(min(1.2 * len(modes) + 3, 14), 5))
     ax.bar(modes, vals, yerr=err, capsize=4, color="#4c72b0")
     ax.axhline(g["random pass@1"], ls="--", color="gray", label=f"random {g['random pass@1']:.1f}")
     ax.axhline(g["oracle pass@n"], ls=":", color="green", label=f"oracle {g['oracle pass@n']:.1f}")
     for i, v in enumerate(vals):
         ax.text(i, v + 1, f"{v:.1f}", ha="center")
+    ax.tick_params(axis="x", labelrotation=30 if len(modes) > 4 else 0)
+    plt.setp(ax.get_xticklabels(), ha="right" if len(modes) > 4 else "center")
     ax.set_ylabel("ranked pass@1 (%)")
     ax.set_title(f"pass@1 by ranker ({g['problems']} problems)")
     ax.legend(loc="upper left")
