@@ -89,6 +89,12 @@ def test_minilm_default_reads_whitespace_visible_code():
     assert a != b
 
 
+def test_packaged_minilm_is_frozen_by_default_and_other_backbones_are_trained(tiny_gpt2):
+    assert RewardConfig().top_layers == 0
+    assert RewardConfig(backbone=str(tiny_gpt2)).top_layers == -1
+    assert RewardConfig(backbone=str(tiny_gpt2), train_top_layers=1).top_layers == 1
+
+
 def test_bad_config_and_unknown_problem_ids_give_clear_errors(tiny_gpt2):
     with pytest.raises(ConfigError, match="max_length"):
         RewardConfig(max_length=0)

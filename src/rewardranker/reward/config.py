@@ -43,7 +43,9 @@ class RewardConfig:
     lora_alpha: int = 32
     lora_targets: str = "all-linear"  # peft target_modules; comma-separated names or "all-linear"
     bf16: bool = True  # autocast to bfloat16 (CPU: 2-3x faster; GPU: the paper's setting)
-    train_top_layers: int = 0  # backbone blocks trained from the top; -1 = all, 0 = frozen (heads only, fast path)
+    # backbone blocks trained from the top: -1 = all, 0 = frozen (heads only, fast path); None = 0 for the packaged
+    # pretrained MiniLM (measured default) and -1 for any other backbone (a tiny random model must be trained)
+    train_top_layers: int | None = None
     consensus: str = "minilm"  # similarity of a candidate to its siblings: minilm embeddings | tfidf | none
     whitespace: str = "auto"  # make newlines/indentation visible to tokenizers that drop them (auto|visible|raw)
     gradient_checkpointing: bool = False
@@ -65,7 +67,8 @@ class RewardConfig:
                 raise ConfigError(name, f"must be a positive number, got {value!r}")
         if not isinstance(self.max_steps, int) or self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError("max_steps", f"must be -1 (use epochs) or a positive integer, got {self.max_steps!r}")
-        if not isinstance(self.train_top_layers, int) or self.train_top_layers < -1:
+        if self.train_top_layers is not None and (not isinstance(self.train_top_layers, int)
+                                                  or self.train_top_layers < -1):
             raise ConfigError("train_top_layers", f"must be -1 (all), 0 or a positive integer, "
                                                   f"got {self.train_top_layers!r}")
         if self.consensus not in CONSENSUS_KINDS:
@@ -74,6 +77,13 @@ class RewardConfig:
             raise ConfigError("whitespace", f"must be one of {', '.join(WHITESPACE_KINDS)}, got {self.whitespace!r}")
         if not isinstance(self.backbone, str):
             raise ConfigError("backbone", f"must be a hub id or a folder path, got {self.backbone!r}")
+
+    @property
+    def top_layers(self) -> int:
+        """`train_top_layers` with None resolved (0 for the packaged MiniLM, -1 otherwise)."""
+        if self.train_top_layers is not None:
+            return self.train_top_layers
+        return 0 if not self.backbone else -1
 
     @property
     def backbone_path(self) -> str:

@@ -50,7 +50,7 @@ def _score(rm, problems: dict[str, Problem], samples: list[Sample], feats: np.nd
 
     from rewardranker.reward.train import head_inputs, score_linear
 
-    if rm.cfg.train_top_layers != 0 or rm.cfg.lora:
+    if rm.cfg.top_layers != 0 or rm.cfg.lora:
         return rm.score(problems, samples, progress=progress, features=feats)
     x = head_inputs(rm, rm.tokenize(problems, samples), progress)
     with torch.no_grad():

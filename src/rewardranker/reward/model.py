@@ -176,7 +176,7 @@ class RewardModel:
         if cfg.lora:
             backbone = apply_lora(backbone, cfg)
         else:
-            freeze_lower_layers(backbone, cfg.train_top_layers)
+            freeze_lower_layers(backbone, cfg.top_layers)
         visible = cfg.whitespace == "visible" or (cfg.whitespace == "auto" and not tokenizer_keeps_whitespace(tok))
         return cls(_net_class()(backbone, len(FEATURE_NAMES)), tok, cfg, visible)
 

@@ -184,7 +184,7 @@ def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples:
     ids = rm.tokenize(problems, [samples[i] for i in keep])
     keys = [(samples[i].problem_id, samples[i].sample_id) for i in keep]
     dataset = PairDataset(pairs, dict(zip(keys, ids)), {k: feats[i] for k, i in zip(keys, keep)})
-    if cfg.train_top_layers == 0 and not cfg.lora:
+    if cfg.top_layers == 0 and not cfg.lora:
         final_loss, main = train_heads_only(rm, cfg, dataset, progress), True
     else:
         final_loss, main = _train_with_trainer(rm, cfg, dataset, out_dir, progress)
