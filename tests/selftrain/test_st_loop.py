@@ -190,7 +190,12 @@ def test_sigkill_mid_run_resumes_to_the_same_metrics(finished, tmp_path):
     run_dir, path, _ = finished
     cmd = [sys.executable, "-m", "rewardranker", "selftrain", "--config", str(path), "--run-dir",
            str(tmp_path / "run")]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    import torch
+
+    # bit-identical floats need the same intra-op thread count as the in-process reference run (other test
+    # modules may have changed it for this pytest process)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while not (tmp_path / "run/iter_1/ppo" / MARKER).exists() and proc.poll() is None and time.time() < deadline:
