@@ -15,7 +15,8 @@ class ConfigError(RewardRankerError):
     def __init__(self, field: str, message: str, source: str | Path | None = None):
         self.field = field
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}field '{field}': {message}")
+        sep = " " if message.startswith("=") else ": "  # "field 'x' = 3 must be > 0" reads as one sentence
+        super().__init__(f"{where}field '{field}'{sep}{message}")
 
 
 class RecordError(RewardRankerError):
