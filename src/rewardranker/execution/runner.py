@@ -52,6 +52,8 @@ class ExecutionConfig:
     fast: bool = True  # amortised toolchains (PCH, compiler servers, fork server); False = MultiPL-E's commands
     use_cache: bool = True
     toolbox: Path | None = None  # built toolchain artefacts (PCH, servers); None: sandbox.default_toolbox()
+    ray: str | None = None  # run on a Ray cluster: "auto", "HOST:PORT", "ray://HOST:PORT" or "local" (ray_backend)
+    ray_actors: int | None = None  # executor actors on the cluster; None: one per free cluster CPU
 
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
@@ -61,6 +63,10 @@ class ExecutionConfig:
         if self.cache_path is not None:
             self.cache_path = Path(self.cache_path)
         self.toolbox = Path(self.toolbox) if self.toolbox else default_toolbox()
+        if self.ray is not None and not (isinstance(self.ray, str) and self.ray.strip()):
+            raise ConfigError("ray", f"= {self.ray!r}: must be 'auto', 'local', HOST:PORT or ray://HOST:PORT")
+        if self.ray_actors is not None and not (isinstance(self.ray_actors, int) and self.ray_actors >= 1):
+            raise ConfigError("ray_actors", f"= {self.ray_actors!r}: must be a positive integer or None")
 
 
 @dataclass
@@ -167,6 +173,10 @@ def execute(problems: dict[str, Problem] | Iterable[Problem], samples: list[Samp
     cfg = cfg or ExecutionConfig()
     if not isinstance(problems, dict):
         problems = {p.problem_id: p for p in problems}
+    if cfg.ray:
+        from rewardranker.execution.ray_backend import execute_ray
+
+        return execute_ray(problems, samples, cfg, progress)
     check_available(cfg.sandbox, cfg.allow_unsandboxed)
     used = sorted({problems[s.problem_id].language for s in samples if s.problem_id in problems})
     for language in used:
