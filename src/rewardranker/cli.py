@@ -13,6 +13,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rewardranker.errors import RewardRankerError
 
@@ -39,11 +40,14 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RewardRankerError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
 
 
 # ----------------------------------------------------------------------------- execution (issue 2)
+
+_RAY_HELP = ("Run on a Ray cluster (issue 11): 'auto' (the cluster this machine joined with `ray start`), "
+             "HOST:PORT, ray://HOST:PORT, or 'local' (a one-machine cluster). Needs pip install 'rewardranker[ray]'.")
 
 
 @app.command()
@@ -60,12 +64,13 @@ def execute(
                                                   "~/.cache/rewardranker/verdicts.sqlite.")] = None,
     unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="Run untrusted programs WITHOUT "
                                                     "the bubblewrap sandbox (only rlimits and timeouts).")] = False,
+    ray: Annotated[Optional[str], typer.Option(help=_RAY_HELP)] = None,
 ) -> None:
     """Run each sample's program (prompt + completion + tests) and write one verdict per sample."""
     with user_errors():
         from rewardranker.execution.cli import execute_command
 
-        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console)
+        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console, ray=ray)
 
 # ----------------------------------------------------------------------------- metrics (issue 2)
 
@@ -155,12 +160,13 @@ def score_cmd(
     problems: Annotated[Optional[str], typer.Option(help=_PROBLEMS_HELP)] = None,
     batch_size: Annotated[int, typer.Option(help="Candidates per forward pass.")] = 32,
     rm_weight: Annotated[Optional[float], typer.Option(help="combined: weight of the z-scored reward next to log(1+agreement); default: the model's.")] = None,
+    ray: Annotated[Optional[str], typer.Option(help=_RAY_HELP + " The model is loaded once per scorer actor.")] = None,
 ) -> None:
     """Score every candidate with the reward model, execution agreement, or their combination."""
     with user_errors():
         from rewardranker.reward.commands import run_score
 
-        scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight)
+        scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight, ray=ray)
         console.print(f"wrote {len(scores)} scores to {out}")
 
 

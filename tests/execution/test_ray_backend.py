@@ -23,38 +23,18 @@ from rewardranker.records import LANGUAGES
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'rewardranker[ray]')")
 
-from ray.cluster_utils import Cluster  # noqa: E402
+from rewardranker.execution import ray_backend
+from rewardranker.execution.ray_backend import INFRA_ERROR, ExecutorActor, RayExecutor
+from rewardranker.execution.runner import uid_block
 
-from rewardranker.execution import ray_backend  # noqa: E402
-from rewardranker.execution.ray_backend import INFRA_ERROR, ExecutorActor, RayExecutor  # noqa: E402
-from rewardranker.execution.runner import uid_block  # noqa: E402
-
-NODE = dict(num_cpus=1, object_store_memory=80 * 2**20)
 KILL_MARKER = "KILL_MY_EXECUTOR"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A head and one worker node on this machine, 1 CPU each; torn down even when a test fails.
-
-    The nodes' default verdict cache ($REWARDRANKER_CACHE, inherited by the actors) is a temporary file.
-    """
-    old = os.environ.get("REWARDRANKER_CACHE")
-    os.environ["REWARDRANKER_CACHE"] = str(tmp_path_factory.mktemp("ray-nodes") / "node-default.sqlite")
-    c = Cluster(initialize_head=True, head_node_args=dict(NODE, include_dashboard=False))
-    worker = c.add_node(**NODE)
-    try:
-        ray.init(address=c.address, log_to_driver=False)
-        c.wait_for_nodes()
-        yield c, worker
-    finally:
-        ray_backend.shutdown_pools()
-        ray.shutdown()
-        c.shutdown()
-        if old is None:
-            os.environ.pop("REWARDRANKER_CACHE", None)
-        else:
-            os.environ["REWARDRANKER_CACHE"] = old
+@pytest.fixture
+def cluster(ray_cluster):
+    """The session's two-node cluster (tests/conftest.py); every test leaves its CPUs free."""
+    yield ray_cluster
+    ray_backend.shutdown_pools()
 
 
 def _mixed_batch():
@@ -124,7 +104,8 @@ def test_node_caches_answer_a_driver_with_an_empty_cache(cluster, tmp_path):
 
 
 def test_killing_one_nodes_actors_mid_run_loses_no_verdict(cluster, tmp_path):
-    c, worker = cluster
+    c, _ = cluster
+    worker = next(iter(c.worker_nodes))
     problems, samples = _slow_python(24)
     cache_path = tmp_path / "driver.sqlite"
     ex = _executor(cluster, tmp_path)
@@ -224,7 +205,6 @@ def test_without_ray_installed_the_flag_says_how_to_install(monkeypatch, tmp_pat
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RewardRankerError, match=r"pip install 'rewardranker\[ray\]'"):
         ray_backend.import_ray()
-    problems, samples = _slow_python(1)
     path = tmp_path / "s.jsonl"
     path.write_text('{"problem_id": "HumanEval_53_add", "sample_id": 0, "completion": "    return x + y\\n"}\n')
     res = CliRunner().invoke(app, ["execute", "--samples", str(path), "--out", str(tmp_path / "v.jsonl"),
@@ -234,9 +214,11 @@ def test_without_ray_installed_the_flag_says_how_to_install(monkeypatch, tmp_pat
     assert res.exit_code == 1 and "rewardranker[ray]" in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.slow
 def test_node_lost_mid_run_loses_no_verdict(cluster, tmp_path):
-    """Last: removes the worker node (the head's actor finishes the run; the replacement cannot start)."""
+    """Removes the worker node (the head's actor finishes the run), then adds a fresh one for later tests."""
     c, worker = cluster
+    worker = next(iter(c.worker_nodes))
     problems, samples = _slow_python(16)
     cache_path = tmp_path / "driver.sqlite"
     ex = _executor(cluster, tmp_path)
@@ -251,3 +233,6 @@ def test_node_lost_mid_run_loses_no_verdict(cluster, tmp_path):
         assert ex.stats.actor_deaths >= 1, ex.stats
     finally:
         ex.shutdown()
+        if worker not in c.worker_nodes:
+            c.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+            c.wait_for_nodes()

@@ -22,6 +22,7 @@ often a program may be retried, which Ray's own task retries cannot express per 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
 import shutil
@@ -44,7 +45,13 @@ from rewardranker.execution.runner import (
     _take_uids,
     run_item,
 )
-from rewardranker.execution.sandbox import SUPERVISOR, check_available, default_toolbox, prepare_toolbox, publish
+from rewardranker.execution.sandbox import (
+    SUPERVISOR,
+    check_available,
+    default_toolbox,
+    prepare_toolbox,
+    publish,
+)
 from rewardranker.records import Problem, Sample, Verdict
 
 INFRA_ERROR = "InfraError"  # the status of a program whose executor died MAX_TRIES times while running it
@@ -228,6 +235,7 @@ class RayExecutor:
         self.starting: dict[object, object] = {}  # ready ref -> handle of a replacement being started
         self.stats = RunStats()
         self._remote_cls = None
+        self._atexit = False
 
     # -- public -------------------------------------------------------------------------------------------
     def execute(self, problems: dict[str, Problem], samples: list[Sample], progress: bool = True) -> list[Verdict]:
@@ -263,24 +271,18 @@ class RayExecutor:
             self.actors, self.starting = [], {}
             return
         handles = [a.handle for a in self.actors] + list(self.starting.values())
-        for h in handles:
-            try:
+        for h in handles:  # any of them may already be gone
+            with contextlib.suppress(Exception):
                 h.stop.options(concurrency_group="control").remote()
-            except Exception:  # noqa: BLE001 - the actor may already be gone
-                pass
         closing = []
         for h in handles:
-            try:
+            with contextlib.suppress(Exception):
                 closing.append(h.close.remote())
-            except Exception:  # noqa: BLE001
-                pass
         if closing:
             self.ray.wait(closing, num_returns=len(closing), timeout=30.0)
         for h in handles:
-            try:
+            with contextlib.suppress(Exception):
                 self.ray.kill(h)
-            except Exception:  # noqa: BLE001
-                pass
         self.actors, self.starting = [], {}
 
     # -- pool -----------------------------------------------------------------------------------------------
@@ -309,6 +311,9 @@ class RayExecutor:
         if self.actors or self.starting:
             return
         connect(self.cfg.ray)
+        if not self._atexit:  # registered after ray.init's own handler, so it runs before Ray shuts down
+            atexit.register(self.shutdown)
+            self._atexit = True
         n = self.cfg.ray_actors or max(1, int(self.ray.available_resources().get("CPU", 1)))
         for _ in range(n):
             self._start_actor()
@@ -430,20 +435,16 @@ class RayExecutor:
             self.stats.retried += len(rest)
             _requeue(queues, running.batch.language, rest)
         actor.running.clear()
-        try:
+        with contextlib.suppress(Exception):
             self.ray.kill(actor.handle)
-        except Exception:  # noqa: BLE001
-            pass
         self._start_actor()
         return gave_up
 
     def _cancel_running(self) -> None:
         for actor in self.actors:
             for running in actor.running:
-                try:
+                with contextlib.suppress(Exception):
                     self.ray.cancel(running.gen)
-                except Exception:  # noqa: BLE001
-                    pass
             actor.running.clear()
 
 
@@ -494,8 +495,6 @@ def pool_for(cfg: ExecutionConfig) -> RayExecutor:
     key = (cfg.ray, cfg.sandbox, cfg.fast, cfg.timeout_s, str(cfg.cache_path), cfg.use_cache, str(cfg.toolbox),
            cfg.ray_actors, cfg.allow_unsandboxed)
     if key not in _POOLS:
-        if not _POOLS:
-            atexit.register(shutdown_pools)
         _POOLS[key] = RayExecutor(cfg)
     return _POOLS[key]
 
