@@ -86,6 +86,36 @@ def connect(address: str) -> None:
                                 f"`ray start --head`, or pass --ray local for a one-machine cluster)") from None
 
 
+_OWNERS: list = []  # objects in this process holding actors (executor pools, scorer pools), with .shutdown()
+
+
+def claim_cluster(owner) -> int:
+    """Shut down the actors of every other owner in this process; return the cluster's free CPUs after that.
+
+    Stages take turns (execute, then score, then execute...), each using the whole cluster.
+    """
+    import ray
+
+    released = 0
+    for other in list(_OWNERS):
+        if other is not owner:
+            released += other.cpus_held()
+            other.shutdown()
+    if owner not in _OWNERS:
+        _OWNERS.append(owner)
+    free = int(ray.available_resources().get("CPU", 0))
+    deadline = time.monotonic() + 15.0
+    while released and free < released and time.monotonic() < deadline:  # killed actors free CPUs shortly
+        time.sleep(0.2)
+        free = int(ray.available_resources().get("CPU", 0))
+    return free
+
+
+def release(owner) -> None:
+    if owner in _OWNERS:
+        _OWNERS.remove(owner)
+
+
 # ----------------------------------------------------------------------------- the actor (runs on the nodes)
 
 
@@ -265,6 +295,9 @@ class RayExecutor:
                         program_hash=it.program_hash, cached=it.key in cached, **results[it.key])
                 for s, it in zip(samples, items)]
 
+    def cpus_held(self) -> int:
+        return len(self.actors) + len(self.starting)
+
     def shutdown(self) -> None:
         """Close every actor's sandbox (waiting briefly) and kill the actors."""
         if not self.ray.is_initialized():
@@ -284,6 +317,7 @@ class RayExecutor:
             with contextlib.suppress(Exception):
                 self.ray.kill(h)
         self.actors, self.starting = [], {}
+        release(self)
 
     # -- pool -----------------------------------------------------------------------------------------------
     def _remote(self):
@@ -311,10 +345,11 @@ class RayExecutor:
         if self.actors or self.starting:
             return
         connect(self.cfg.ray)
+        free = claim_cluster(self)
         if not self._atexit:  # registered after ray.init's own handler, so it runs before Ray shuts down
             atexit.register(self.shutdown)
             self._atexit = True
-        n = self.cfg.ray_actors or max(1, int(self.ray.available_resources().get("CPU", 1)))
+        n = self.cfg.ray_actors or max(1, free)
         for _ in range(n):
             self._start_actor()
         self._await_ready(timeout=NO_ACTOR_TIMEOUT_S, at_least=1)

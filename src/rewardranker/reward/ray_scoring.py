@@ -50,11 +50,21 @@ class RayRewardModel:
         self.ray = import_ray()
         connect(address)
         self.model_dir = str(Path(model_dir).resolve())
-        n = actors or max(1, int(self.ray.available_resources().get("CPU", 1)) // cpus_per_actor)
-        remote = self.ray.remote(num_cpus=cpus_per_actor)(ScorerActor)
-        self.actors = [remote.options(scheduling_strategy="SPREAD").remote(self.model_dir, cpus_per_actor)
-                       for _ in range(n)]
+        self.n, self.cpus_per_actor = actors, cpus_per_actor
+        self.actors: list = []
         atexit.register(self.shutdown)
+
+    def _ensure_actors(self) -> None:
+        """Start the scorer actors (again, if an executor pool of this process took the cluster meanwhile)."""
+        from rewardranker.execution.ray_backend import claim_cluster
+
+        if self.actors:
+            return
+        free = claim_cluster(self)  # executor actors and other scorers of this process step aside
+        n = self.n or max(1, free // self.cpus_per_actor)
+        remote = self.ray.remote(num_cpus=self.cpus_per_actor)(ScorerActor)
+        self.actors = [remote.options(scheduling_strategy="SPREAD").remote(self.model_dir, self.cpus_per_actor)
+                       for _ in range(n)]
 
     def score(self, problems: dict[str, Problem], samples: list[Sample], batch_size: int | None = None,
               progress: bool = True, features: np.ndarray | None = None) -> list[float]:
@@ -63,6 +73,7 @@ class RayRewardModel:
             raise ValueError("RayRewardModel computes the features on the actors; pass features=None")
         if not samples:
             return []
+        self._ensure_actors()
         shards = shard_by_problem(samples, len(self.actors))
         refs = {}
         for actor, idx in zip(self.actors, shards):
@@ -89,11 +100,17 @@ class RayRewardModel:
             bar(None)
         return out
 
+    def cpus_held(self) -> int:
+        return len(self.actors) * self.cpus_per_actor
+
     def shutdown(self) -> None:
+        from rewardranker.execution.ray_backend import release
+
         if self.ray.is_initialized():
             for a in self.actors:
                 self.ray.kill(a)
         self.actors = []
+        release(self)
 
 
 def shard_by_problem(samples: list[Sample], n: int) -> list[list[int]]:

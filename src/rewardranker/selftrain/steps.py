@@ -113,7 +113,7 @@ def sft(ctx: Context, k: int, out: Path) -> None:
 
 def ppo(ctx: Context, k: int, out: Path) -> None:
     """Iteration k >= 1: PPO from the SFT model (from scratch, as in the paper) against the RM of iteration k-1."""
-    rm = stages.load_rm(reward_dir(ctx, k - 1))
+    rm = stages.load_rm(reward_dir(ctx, k - 1), ctx.cfg.ray)
     by_prompt = {p.prompt: p for p in ctx.train}
     problems = problems_by_id(ctx.train)
 
@@ -185,7 +185,7 @@ def rm_data(ctx: Context, k: int, out: Path) -> None:
             records += [_data_record(s, k, {(s.problem_id, s.sample_id): True}, 1.0, "reference") for s in refs]
         write_jsonl(out / "rm_data.jsonl", records)
         return
-    rm = stages.load_rm(reward_dir(ctx, k - 1))
+    rm = stages.load_rm(reward_dir(ctx, k - 1), ctx.cfg.ray)
     scored = rm.score(problems_by_id(ctx.train), samples, progress=ctx.progress)
     scores = {(s.problem_id, s.sample_id): v for s, v in zip(samples, scored)}
     write_jsonl(out / "scores.jsonl", [to_dict(Score(p, i, v)) for (p, i), v in scores.items()])
@@ -222,7 +222,7 @@ def _reward_backbone(ctx: Context) -> str:
 
 def score_eval(ctx: Context, k: int, out: Path) -> None:
     """Score this iteration's held-out samples, and iteration 0's (a fixed set across iterations), with RM k."""
-    rm = stages.load_rm(reward_dir(ctx, k))
+    rm = stages.load_rm(reward_dir(ctx, k), ctx.cfg.ray)
     problems = problems_by_id(ctx.heldout)
     for name, stage in (("scores.jsonl", f"iter_{k}/eval_sample"), ("scores_iter0.jsonl", "iter_0/eval_sample")):
         samples = load_samples(ctx.path(stage, "samples.jsonl"))
