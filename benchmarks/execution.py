@@ -120,11 +120,21 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--langs", default=",".join(LANGUAGES))
     ap.add_argument("--agreement", action="store_true", help="run the 8,200-program Python agreement check")
-    ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "execution.json")
+    ap.add_argument("--json", type=Path, default=None, help="default: results/execution.json (execution_ray.json with --ray)")
+    ap.add_argument("--ray", action="store_true", help="Ray backend vs local on one mixed batch, dispatcher cost and "
+                    "a projected scaling table (benchmarks/execution_ray.py; --per-language 15 is a 2-minute run)")
+    ap.add_argument("--dispatch-programs", type=int, default=2000, help="--ray: no-op programs timing the dispatcher")
     args = ap.parse_args()
+    args.json = args.json or REPO / "benchmarks" / "results" / ("execution_ray.json" if args.ray else "execution.json")
     print(f"load average at start: {os.getloadavg()}  (2 shared cores: wall times are inflated by other jobs)")
     with tempfile.TemporaryDirectory(prefix="rr-bench-exec-") as tmp:
-        if args.agreement:
+        if args.ray:
+            from execution_ray import bench_ray, mixed_programs, print_ray
+
+            mixed = mixed_programs(programs, args.langs.split(","), args.per_language)
+            result = {"ray": bench_ray(*mixed, args.workers, args.dispatch_programs)}
+            print_ray(result["ray"])
+        elif args.agreement:
             result = {"agreement": agreement(args.workers, Path(tmp))}
         else:
             rows = []

@@ -429,43 +429,55 @@ class RayExecutor:
             if actor not in self.actors:
                 continue
             try:
-                ref = next(running.gen)
-                key, fields, _from_node = self.ray.get(ref)
+                finished += self._take(running, results, cache, bar)
             except StopIteration:
                 actor.running.remove(running)
                 if running.returned < len(running.batch.items):  # stopped early (only on shutdown)
                     _requeue(queues, running.batch.language, running.batch.items[running.returned:])
-                continue
             except self.ray.exceptions.RayActorError:
-                finished += self._actor_died(actor, queues, tries, results, bar)
-                continue
-            except self.ray.exceptions.RayTaskError as e:
-                raise _user_error(e) from None
-            running.returned += 1
-            self.stats.node_cache_hits += _from_node
-            if key not in results:
-                results[key] = fields
-                if cache is not None:
-                    cache.put(key, fields)
-                bar.advance()
-                finished += 1
+                finished += self._actor_died(actor, queues, tries, results, cache, bar)
         return finished
 
-    def _actor_died(self, actor: _Actor, queues: dict, tries: dict, results: dict, bar) -> int:
-        """Requeue what the dead actor had not returned; charge the running program a try. Returns give-ups."""
+    def _take(self, running: _Running, results: dict, cache, bar) -> int:
+        """Store the next verdict of a batch's stream (1 if it was new); raises StopIteration at its end."""
+        try:
+            key, fields, from_node = self.ray.get(next(running.gen))
+        except self.ray.exceptions.RayTaskError as e:
+            raise _user_error(e) from None
+        running.returned += 1
+        self.stats.node_cache_hits += from_node
+        if key in results:
+            return 0
+        results[key] = fields
+        if cache is not None:
+            cache.put(key, fields)
+        bar.advance()
+        return 1
+
+    def _actor_died(self, actor: _Actor, queues: dict, tries: dict, results: dict, cache, bar) -> int:
+        """Keep what the dead actor returned, requeue the rest, charge the program it was running a try.
+
+        Returns the programs finished here (verdicts that were still in the stream, and give-ups).
+        """
         self.actors.remove(actor)
         self.stats.actor_deaths += 1
-        gave_up = 0
-        for i, running in enumerate(actor.running):
+        finished = 0
+        for running in actor.running:  # verdicts sent before the death are still in the streams, in order
+            with contextlib.suppress(Exception):
+                while self.ray.wait([running.gen], timeout=0.5)[0]:
+                    finished += self._take(running, results, cache, bar)
+        culprit_charged = False
+        for running in actor.running:  # the actor runs its batches in order: the first unreturned program
             rest = running.batch.items[running.returned:]
-            if i == 0 and rest:
+            if rest and not culprit_charged:
+                culprit_charged = True
                 culprit = rest[0]
                 tries[culprit.key] = tries.get(culprit.key, 0) + 1
                 if tries[culprit.key] >= self.max_tries:
                     results[culprit.key] = _infra_error(tries[culprit.key])
                     self.stats.infra_errors += 1
                     bar.advance()
-                    gave_up += 1
+                    finished += 1
                     rest = rest[1:]
             self.stats.retried += len(rest)
             _requeue(queues, running.batch.language, rest)
@@ -473,7 +485,7 @@ class RayExecutor:
         with contextlib.suppress(Exception):
             self.ray.kill(actor.handle)
         self._start_actor()
-        return gave_up
+        return finished
 
     def _cancel_running(self) -> None:
         for actor in self.actors:
