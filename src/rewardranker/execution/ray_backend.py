@@ -97,10 +97,9 @@ def claim_cluster(owner) -> int:
     import ray
 
     released = 0
-    for other in list(_OWNERS):
-        if other is not owner:
-            released += other.cpus_held()
-            other.shutdown()
+    for other in [o for o in _OWNERS if o is not owner]:  # a copy: shutdown() removes it from _OWNERS
+        released += other.cpus_held()
+        other.shutdown()
     if owner not in _OWNERS:
         _OWNERS.append(owner)
     free = int(ray.available_resources().get("CPU", 0))
@@ -255,9 +254,12 @@ class RayExecutor:
     """A pool of executor actors on a Ray cluster; reuse one across calls to keep sandboxes and servers warm."""
 
     def __init__(self, cfg: ExecutionConfig, actor_cls: type | None = None, max_tries: int = MAX_TRIES,
-                 prefetch: int = 2, node_cache: Path | None = None):
-        """`cfg.cache_path` is the driver's cache; each node's actors use `node_cache` or their own default."""
-        self.cfg, self.node_cache = cfg, node_cache
+                 prefetch: int = 2, node_cache: Path | None = None, actor_cpus: float = 1.0):
+        """`cfg.cache_path` is the driver's cache; each node's actors use `node_cache` or their own default.
+
+        `actor_cpus` below 1 packs several actors per CPU (only for simulating a bigger cluster).
+        """
+        self.cfg, self.node_cache, self.actor_cpus = cfg, node_cache, actor_cpus
         self.ray = import_ray()
         self.actor_cls = actor_cls or ExecutorActor
         self.max_tries, self.prefetch = max_tries, prefetch
@@ -296,7 +298,7 @@ class RayExecutor:
                 for s, it in zip(samples, items)]
 
     def cpus_held(self) -> int:
-        return len(self.actors) + len(self.starting)
+        return math.ceil((len(self.actors) + len(self.starting)) * self.actor_cpus)
 
     def shutdown(self) -> None:
         """Close every actor's sandbox (waiting briefly) and kill the actors."""
@@ -322,7 +324,7 @@ class RayExecutor:
     # -- pool -----------------------------------------------------------------------------------------------
     def _remote(self):
         if self._remote_cls is None:
-            self._remote_cls = self.ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0,
+            self._remote_cls = self.ray.remote(num_cpus=self.actor_cpus, max_restarts=0, max_task_retries=0,
                                                concurrency_groups={"control": 1})(self.actor_cls)
         return self._remote_cls
 
@@ -349,7 +351,7 @@ class RayExecutor:
         if not self._atexit:  # registered after ray.init's own handler, so it runs before Ray shuts down
             atexit.register(self.shutdown)
             self._atexit = True
-        n = self.cfg.ray_actors or max(1, free)
+        n = self.cfg.ray_actors or max(1, int(free / self.actor_cpus))
         for _ in range(n):
             self._start_actor()
         self._await_ready(timeout=NO_ACTOR_TIMEOUT_S, at_least=1)
@@ -380,7 +382,7 @@ class RayExecutor:
         self._ensure_pool()
         self.stats.actors = len(self.actors)
         toolchains = {language: langs.get(language).version for language in used}
-        queues = _batches(todo, max(1, len(self.actors)))
+        queues = _queues(todo)
         tries: dict[str, int] = {}
         left = len(todo)
         self.stats.dispatched = 0
@@ -389,8 +391,8 @@ class RayExecutor:
             while left:
                 self._await_ready(0.0)
                 for actor in self.actors:
-                    while len(actor.running) < self.prefetch and any(queues.values()):
-                        batch = _next_batch(queues, actor.last_language)
+                    while len(actor.running) < self.prefetch and self._worth_dispatching(actor, queues):
+                        batch = _next_batch(queues, actor.last_language, len(self.actors))
                         gen = actor.handle.run.options(num_returns="streaming").remote(
                             batch.language, batch.items, toolchains[batch.language], used)
                         actor.running.append(_Running(batch, gen))
@@ -413,6 +415,11 @@ class RayExecutor:
             self._cancel_running()
             raise
 
+    def _worth_dispatching(self, actor: _Actor, queues: dict) -> bool:
+        """A first batch whenever work is left; a prefetched second one only while every actor can get work."""
+        left = sum(len(q) for q in queues.values())
+        return left > 0 and (not actor.running or left > len(self.actors))
+
     def _collect(self, queues: dict, tries: dict, results: dict, cache, bar) -> int:
         """Wait briefly for verdicts; store them; handle dead actors. Returns how many programs finished."""
         gens = {id(r.gen): (a, r) for a in self.actors for r in a.running}
@@ -420,7 +427,9 @@ class RayExecutor:
         if not waitable:
             time.sleep(0.2)
             return 0
-        ready, _ = self.ray.wait(waitable, num_returns=1, timeout=1.0)
+        ready, _ = self.ray.wait(waitable, num_returns=len(waitable), timeout=0)  # everything ready now
+        if not ready:
+            ready, _ = self.ray.wait(waitable, num_returns=1, timeout=1.0)
         finished = 0
         for obj in ready:
             if id(obj) not in gens:
@@ -432,8 +441,7 @@ class RayExecutor:
                 finished += self._take(running, results, cache, bar)
             except StopIteration:
                 actor.running.remove(running)
-                if running.returned < len(running.batch.items):  # stopped early (only on shutdown)
-                    _requeue(queues, running.batch.language, running.batch.items[running.returned:])
+                _requeue(queues, running.batch.language, running.batch.items[running.returned:])  # early stop
             except self.ray.exceptions.RayActorError:
                 finished += self._actor_died(actor, queues, tries, results, cache, bar)
         return finished
@@ -509,27 +517,27 @@ def _user_error(e) -> Exception:
     return RewardRankerError(f"a Ray executor actor failed: {str(cause or e).strip().splitlines()[-1]}")
 
 
-def _batches(todo: list[_Item], n_actors: int) -> dict[str, deque]:
-    """Per language, batches of at most BATCH_MAX programs, small enough that every actor gets several."""
-    by_lang: dict[str, list[_Item]] = {}
+def _queues(todo: list[_Item]) -> dict[str, deque]:
+    """The programs still to dispatch, one queue per language."""
+    out: dict[str, deque] = {}
     for it in todo:
-        by_lang.setdefault(it.language, []).append(it)
-    size = max(1, min(BATCH_MAX, math.ceil(len(todo) / (n_actors * 4))))
-    return {lang: deque(_Batch(lang, its[i:i + size]) for i in range(0, len(its), size))
-            for lang, its in by_lang.items()}
+        out.setdefault(it.language, deque()).append(it)
+    return out
 
 
-def _next_batch(queues: dict[str, deque], last_language: str | None) -> _Batch:
-    """The actor's last language while any is left (warm compile server), else the language with most left."""
-    if last_language and queues.get(last_language):
-        return queues[last_language].popleft()
-    language = max((lang for lang in queues if queues[lang]), key=lambda lang: len(queues[lang]))
-    return queues[language].popleft()
+def _next_batch(queues: dict[str, deque], last_language: str | None, n_actors: int) -> _Batch:
+    """Programs of the actor's last language while any is left (its compile server is warm), else of the
+    language with most left; a quarter of an even share each, so batches shrink to 1 program near the end."""
+    left = sum(len(q) for q in queues.values())
+    size = max(1, min(BATCH_MAX, math.ceil(left / (n_actors * 4))))
+    language = last_language if last_language and queues.get(last_language) else \
+        max((lang for lang in queues if queues[lang]), key=lambda lang: len(queues[lang]))
+    q = queues[language]
+    return _Batch(language, [q.popleft() for _ in range(min(size, len(q)))])
 
 
 def _requeue(queues: dict[str, deque], language: str, items: list[_Item]) -> None:
-    if items:
-        queues.setdefault(language, deque()).appendleft(_Batch(language, list(items)))
+    queues.setdefault(language, deque()).extendleft(reversed(items))
 
 
 # ----------------------------------------------------------------------------- the default pool per process
