@@ -111,6 +111,7 @@ def test_killing_one_nodes_actors_mid_run_loses_no_verdict(cluster, tmp_path):
     ex = _executor(cluster, tmp_path)
     try:
         ex.execute(*_slow_python(2), progress=False)  # start the pool (and learn where its actors run)
+        ex.wait_for_actors(2)
         victims = [info["pid"] for info in ray.get([a.handle.info.remote() for a in ex.actors])
                    if info["node_id"] == worker.node_id]
         assert victims
@@ -176,6 +177,7 @@ def test_ctrl_c_stops_actors_and_sandboxes(cluster, tmp_path):
     cache_path = tmp_path / "driver.sqlite"
     ex = _executor(cluster, tmp_path)
     ex.execute(*_slow_python(2), progress=False)
+    ex.wait_for_actors(2)
     handles = [a.handle for a in ex.actors]
     pids = [info["pid"] for info in ray.get([h.info.remote() for h in handles])]
     threading.Thread(target=_interrupt_when_cached, args=(cache_path, 5), daemon=True).start()
@@ -224,6 +226,7 @@ def test_node_lost_mid_run_loses_no_verdict(cluster, tmp_path):
     ex = _executor(cluster, tmp_path)
     try:
         ex.execute(*_slow_python(2), progress=False)
+        ex.wait_for_actors(2)
         remover = threading.Thread(target=lambda: (_kill_when_cached(cache_path, 4, []), c.remove_node(worker)),
                                    daemon=True)
         remover.start()

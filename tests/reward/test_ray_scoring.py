@@ -29,6 +29,7 @@ def test_shards_hold_whole_problems_and_balance_counts():
     assert sorted(len(s) for s in shards) == [6, 8]
 
 
+@pytest.mark.slow
 def test_ray_scores_equal_local_scores(ray_cluster, tiny_gpt2, tmp_path):
     problems, samples, passed = toy_task()
     cfg = RewardConfig(backbone=str(tiny_gpt2), max_length=32, consensus="tfidf", bf16=False, max_steps=3)

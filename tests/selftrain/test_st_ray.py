@@ -37,7 +37,7 @@ def test_reward_model_loads_on_ray_only_when_asked(monkeypatch, tmp_path):
         def __init__(self, model_dir, address):
             made.append((model_dir, address))
 
-    import rewardranker.reward.ray_scoring as ray_scoring
+    from rewardranker.reward import ray_scoring
 
     monkeypatch.setattr(ray_scoring, "RayRewardModel", FakeRayRM)
     assert isinstance(stage_calls.load_rm(tmp_path / "rm", "auto"), FakeRayRM)

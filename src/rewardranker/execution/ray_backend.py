@@ -155,7 +155,7 @@ class ExecutorActor:
                 yield it.key, hits[it.key], True
                 continue
             fields = self.execute_one(self._slot(language, languages), it)
-            if self.cache is not None:
+            if self.cache is not None and fields["status"] != INFRA_ERROR:
                 self.cache.put(it.key, fields)
             yield it.key, fields, False
         if self.cache is not None:
@@ -296,6 +296,11 @@ class RayExecutor:
         return [Verdict(problem_id=s.problem_id, sample_id=s.sample_id, language=it.language,
                         program_hash=it.program_hash, cached=it.key in cached, **results[it.key])
                 for s, it in zip(samples, items)]
+
+    def wait_for_actors(self, n: int, timeout_s: float = 300.0) -> None:
+        """Start the pool if needed and wait until `n` actors are in it (runs start as soon as one is)."""
+        self._ensure_pool()
+        self._await_ready(timeout_s, at_least=n)
 
     def cpus_held(self) -> int:
         return math.ceil((len(self.actors) + len(self.starting)) * self.actor_cpus)
@@ -457,7 +462,7 @@ class RayExecutor:
         if key in results:
             return 0
         results[key] = fields
-        if cache is not None:
+        if cache is not None and fields["status"] != INFRA_ERROR:  # an infrastructure failure is retried next run
             cache.put(key, fields)
         bar.advance()
         return 1
@@ -547,8 +552,9 @@ _POOLS: dict[tuple, RayExecutor] = {}
 
 def pool_for(cfg: ExecutionConfig) -> RayExecutor:
     """The process's executor pool for this config (created on first use, shut down at exit)."""
-    key = (cfg.ray, cfg.sandbox, cfg.fast, cfg.timeout_s, str(cfg.cache_path), cfg.use_cache, str(cfg.toolbox),
-           cfg.ray_actors, cfg.allow_unsandboxed)
+    from dataclasses import fields
+
+    key = tuple((f.name, repr(getattr(cfg, f.name))) for f in fields(cfg) if f.name != "workers")
     if key not in _POOLS:
         _POOLS[key] = RayExecutor(cfg)
     return _POOLS[key]

@@ -44,13 +44,17 @@ class ScorerActor:
 class RayRewardModel:
     """A drop-in for `RewardModel` whose `score` runs on scorer actors (one model load per actor)."""
 
-    def __init__(self, model_dir: str | Path, address: str, actors: int | None = None, cpus_per_actor: int = 1):
+    def __init__(self, model_dir: str | Path, address: str, actors: int | None = None, cpus_per_actor: int = 1,
+                 gpus_per_actor: float | None = None):
+        """`gpus_per_actor` None: 1 GPU per scorer when the cluster has GPUs (not tested here: no GPU), else 0."""
         from rewardranker.execution.ray_backend import connect, import_ray
 
         self.ray = import_ray()
         connect(address)
         self.model_dir = str(Path(model_dir).resolve())
         self.n, self.cpus_per_actor = actors, cpus_per_actor
+        has_gpus = self.ray.cluster_resources().get("GPU", 0) > 0
+        self.gpus_per_actor = gpus_per_actor if gpus_per_actor is not None else (1.0 if has_gpus else 0.0)
         self.actors: list = []
         atexit.register(self.shutdown)
 
@@ -61,8 +65,10 @@ class RayRewardModel:
         if self.actors:
             return
         free = claim_cluster(self)  # executor actors and other scorers of this process step aside
-        n = self.n or max(1, free // self.cpus_per_actor)
-        remote = self.ray.remote(num_cpus=self.cpus_per_actor)(ScorerActor)
+        if self.gpus_per_actor:
+            free = int(self.ray.available_resources().get("GPU", 0) / self.gpus_per_actor)
+        n = self.n or max(1, free // (1 if self.gpus_per_actor else self.cpus_per_actor))
+        remote = self.ray.remote(num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor)(ScorerActor)
         self.actors = [remote.options(scheduling_strategy="SPREAD").remote(self.model_dir, self.cpus_per_actor)
                        for _ in range(n)]
 
