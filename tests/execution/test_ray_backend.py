@@ -50,11 +50,11 @@ def _mixed_batch():
 
 
 def _slow_python(n: int, extra: dict[int, str] | None = None):
-    """n distinct Python programs that each take ~0.25 s and pass (sample i sleeps 0.25 + i/10000 s)."""
+    """n distinct Python programs that pass in ~0.3 s each (5 test calls sleeping 0.06 + i/100000 s)."""
     problems = multipl_e("py", (PROBLEMS[0],))
     pid = f"py/{PROBLEMS[0]}"
-    body = "    import time\n    time.sleep({:.4f})\n    return x + y\n"
-    samples = [sample(pid, i, (extra or {}).get(i, body.format(0.25 + i / 10000))) for i in range(n)]
+    body = "    import time\n    time.sleep({:.5f})\n    return x + y\n"
+    samples = [sample(pid, i, (extra or {}).get(i, body.format(0.06 + i / 100000))) for i in range(n)]
     return problems, samples
 
 

@@ -310,7 +310,12 @@ class RayExecutor:
         if not self.ray.is_initialized():
             self.actors, self.starting = [], {}
             return
-        handles = [a.handle for a in self.actors] + list(self.starting.values())
+        started = [h for ref, h in self.starting.items() if self.ray.wait([ref], timeout=0)[0]]
+        unscheduled = [h for h in self.starting.values() if h not in started]  # nothing to close yet
+        handles = [a.handle for a in self.actors] + started
+        for h in unscheduled:
+            with contextlib.suppress(Exception):
+                self.ray.kill(h)
         for h in handles:  # any of them may already be gone
             with contextlib.suppress(Exception):
                 h.stop.options(concurrency_group="control").remote()
