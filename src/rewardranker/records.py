@@ -13,12 +13,15 @@ LANGUAGES = ("py", "cpp", "java", "php", "ts", "js", "cs", "sh")
 
 
 class Status(str, enum.Enum):
-    """Execution outcome; values map one-to-one onto MultiPL-E's statuses."""
+    """Execution outcome; the first four map one-to-one onto MultiPL-E's statuses. TAMPERED (strict verdict
+    rule only): MultiPL-E's rule would pass the run, but the tests did not provably run to their end (early
+    exit 0, exit handler, shutdown hook) or an override of the test mechanism was detected; never a pass."""
 
     OK = "OK"
     EXCEPTION = "Exception"
     SYNTAX_ERROR = "SyntaxError"
     TIMEOUT = "Timeout"
+    TAMPERED = "Tampered"
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Verdict:
     stdout: str = ""  # capped excerpt (harnesses that report per-test results print them here)
     program_hash: str = ""
     cached: bool = False
+    verdict_rule: str = ""  # "strict" or "multipl-e": the rule `passed` follows
+    passed_multipl_e: bool | None = None  # MultiPL-E's rule (exit 0) on the same run
 
 
 @dataclass(frozen=True)

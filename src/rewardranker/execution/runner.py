@@ -1,14 +1,16 @@
 """The executor: assemble programs, look them up in the verdict cache, run the rest in parallel sandboxes.
 
 A program is `(sample.prompt if not None else problem.prompt) + sample.completion + "\\n" + problem.tests`
-(MultiPL-E's main.py). Identical programs (same text, language, timeout, toolchain) run once. `passed` is
-MultiPL-E's rule: status OK and exit code 0.
+(MultiPL-E's main.py). Identical programs (same text, language, timeout, toolchain, verdict rule) run once.
+`passed` follows `ExecutionConfig.verdict_rule`: `strict` (the default; langs/base.py says what it adds) or
+`multipl-e` (status OK and exit code 0, MultiPL-E's rule, for benchmark fidelity).
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import secrets
 import shutil
 import tempfile
 import threading
@@ -21,7 +23,7 @@ from pathlib import Path
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.execution import langs
 from rewardranker.execution.cache import VerdictCache, cache_key, default_cache_path
-from rewardranker.execution.langs.base import Job, Language
+from rewardranker.execution.langs.base import HARNESS_VERSION, VERDICT_RULES, Job, Language
 from rewardranker.execution.sandbox import (
     SUPERVISOR,
     Sandbox,
@@ -52,12 +54,15 @@ class ExecutionConfig:
     fast: bool = True  # amortised toolchains (PCH, compiler servers, fork server); False = MultiPL-E's commands
     use_cache: bool = True
     toolbox: Path | None = None  # built toolchain artefacts (PCH, servers); None: sandbox.default_toolbox()
+    verdict_rule: str = "strict"  # "strict" (training, default) or "multipl-e" (benchmark fidelity)
 
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError("workers", f"= {self.workers!r}: must be an integer from 1 to {MAX_WORKERS}")
         if self.timeout_s is not None and not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0):
             raise ConfigError("timeout_s", f"= {self.timeout_s!r}: must be a positive number of seconds or None")
+        if self.verdict_rule not in VERDICT_RULES:
+            raise ConfigError("verdict_rule", f"= {self.verdict_rule!r}: must be one of {', '.join(VERDICT_RULES)}")
         if self.cache_path is not None:
             self.cache_path = Path(self.cache_path)
         self.toolbox = Path(self.toolbox) if self.toolbox else default_toolbox()
@@ -72,6 +77,9 @@ class _Item:
     program: str
     program_hash: str
     timeout_s: float
+    head: str = ""  # prompt + completion (the strict rule instruments what follows it)
+    tests: str = ""
+    rule: str = "multipl-e"  # the rule this program is judged by (strict needs tests it can instrument)
 
 
 class Slot:
@@ -99,7 +107,7 @@ class Slot:
             self.servers[language] = servers.start(language, self)
         return self.servers[language]
 
-    def new_job(self, lang: Language, program: str, timeout_s: float) -> Job:
+    def new_job(self, lang: Language, program: str, timeout_s: float, nonce: str | None = None) -> Job:
         self.counter += 1
         workdir = self.sandbox.scratch / f"j{self.counter}"
         workdir.mkdir()
@@ -107,13 +115,13 @@ class Slot:
             os.chown(workdir, self.uid, self.uid)
         src = lang.source_file(workdir)
         src.write_text(program, encoding="utf-8")
-        return Job(workdir, src, timeout_s)
+        return Job(workdir, src, timeout_s, nonce)
 
     def step(self, fast: bool):
         if fast:
             return self.sandbox.run
-        return lambda argv, cwd, timeout_s, limits, env=None, python=False: run_once(
-            self.sandbox, argv, cwd, timeout_s, limits, env)
+        return lambda argv, cwd, timeout_s, limits, env=None, python=False, channel=False: run_once(
+            self.sandbox, argv, cwd, timeout_s, limits, env, channel)
 
     def close(self) -> None:
         for server in self.servers.values():
@@ -127,16 +135,18 @@ class Slot:
 def run_item(slot: Slot, item: _Item, fast: bool) -> dict:
     """Execute one program in `slot`; return the verdict fields that the cache stores."""
     lang = langs.get(item.language)
-    job = slot.new_job(lang, item.program, item.timeout_s)
+    nonce = secrets.token_hex(8) if item.rule == "strict" else None  # fresh per run, never in the cache key
+    program = item.program if nonce is None else lang.strict_program(item.head, item.tests, nonce)
+    job = slot.new_job(lang, program, item.timeout_s, nonce)
     start = time.monotonic()
     try:
         comp, run = lang.execute(slot, job, fast, slot.step(fast))
     finally:
         wipe(job.workdir)
         shutil.rmtree(job.workdir, ignore_errors=True)
-    status, exit_code = lang.classify(comp, run)
+    verdict = lang.verdict(comp, run, nonce)
     last: StepResult = run if run is not None else comp  # type: ignore[assignment]
-    return {"status": status, "passed": status == "OK" and exit_code == 0, "exit_code": exit_code,
+    return {"status": verdict["status"], "passed": verdict["passed"], "exit_code": verdict["exit_code"],
             "duration_s": round(time.monotonic() - start, 4), "stderr": last.stderr, "stdout": last.stdout}
 
 
@@ -156,9 +166,24 @@ def _items(problems: dict[str, Problem], samples: list[Sample], cfg: ExecutionCo
         program = program_text(problem, s)
         timeout = float(cfg.timeout_s) if cfg.timeout_s is not None else lang.run_timeout_s
         h = content_hash(program)
-        key = cache_key(h, problem.language, timeout, lang.version + ("|fast" if cfg.fast else "|plain"), cfg.sandbox)
-        items.append(_Item(key, problem.language, program, h, timeout))
+        rule = "strict" if cfg.verdict_rule == "strict" and _instrumentable(lang, problem.tests) else "multipl-e"
+        toolchain = lang.version + ("|fast" if cfg.fast else "|plain") + f"|{rule}|{HARNESS_VERSION}"
+        key = cache_key(h, problem.language, timeout, toolchain, cfg.sandbox)
+        head = program[:len(program) - len(problem.tests) - 1]
+        items.append(_Item(key, problem.language, program, h, timeout, head, problem.tests, rule))
     return items
+
+
+_instrumentable_cache: dict[tuple[str, str], bool] = {}
+
+
+def _instrumentable(lang: Language, tests: str) -> bool:
+    """Whether the strict harness can be woven into these tests (a property of the tests alone)."""
+    key = (lang.name, tests)
+    if key not in _instrumentable_cache:
+        _instrumentable_cache[key] = lang.strict_program("", tests, "0" * 16) is not None
+    return _instrumentable_cache[key]
+
 
 
 def execute(problems: dict[str, Problem] | Iterable[Problem], samples: list[Sample],
@@ -183,7 +208,9 @@ def execute(problems: dict[str, Problem] | Iterable[Problem], samples: list[Samp
         if cache is not None:
             cache.close()
     return [Verdict(problem_id=s.problem_id, sample_id=s.sample_id, language=it.language,
-                    program_hash=it.program_hash, cached=it.key in cached, **results[it.key])
+                    program_hash=it.program_hash, cached=it.key in cached, verdict_rule=it.rule,
+                    passed_multipl_e=results[it.key]["passed"] or results[it.key]["status"] == "Tampered",
+                    **results[it.key])
             for s, it in zip(samples, items)]
 
 

@@ -85,6 +85,7 @@ class StepResult:
     stdout: str = ""
     stderr: str = ""
     stdout_full: bytes = field(default=b"", repr=False)  # first 64 KiB, for status rules that scan stdout
+    channel: str = ""  # what the program wrote to fd 3 (the strict verdict rule's evidence), when asked for
 
 
 def _is_root() -> bool:
@@ -203,7 +204,7 @@ class Sandbox:
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, argv: list[str], cwd: Path, timeout_s: float, limits: Limits,
-            env: dict[str, str] | None = None, python: bool = False) -> StepResult:
+            env: dict[str, str] | None = None, python: bool = False, channel: bool = False) -> StepResult:
         """Run one command inside the sandbox; cwd is a host path under the scratch dir."""
         cwd = Path(cwd)
         out, err = cwd / ".rr-stdout", cwd / ".rr-stderr"
@@ -211,13 +212,15 @@ class Sandbox:
             stale.unlink(missing_ok=True)
         req = {"argv": argv, "cwd": self.inside(cwd), "timeout": timeout_s, "python": python,
                "limits": limits.as_dict(int(timeout_s) + 1, with_nproc=_is_root()),
-               "stdout": self.inside(out), "stderr": self.inside(err), "env": env or {"PATH": PATH_ENV}}
+               "stdout": self.inside(out), "stderr": self.inside(err), "env": env or {"PATH": PATH_ENV},
+               "channel": channel}
         with self.lock:
             answer = self._ask(req, timeout_s)
         if answer is None:  # the program took the supervisor down with it
             result = StepResult(-9, False, timeout_s, stderr="sandbox supervisor was killed by the program")
         else:
-            result = StepResult(int(answer["exit"]), bool(answer["timed_out"]), float(answer["duration"]))
+            result = StepResult(int(answer["exit"]), bool(answer["timed_out"]), float(answer["duration"]),
+                                channel=str(answer.get("channel", "")))
         result.stdout_full, result.stdout = _read_capped(out)
         result.stderr = _read_capped(err)[1] or result.stderr
         return result
@@ -345,11 +348,15 @@ def _force_remove(func, p, _exc) -> None:
 
 
 def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, limits: Limits,
-             env: dict[str, str] | None = None) -> StepResult:
+             env: dict[str, str] | None = None, channel: bool = False) -> StepResult:
     """One command in a fresh bwrap, as a per-program harness would run it (the benchmark's baseline).
 
-    Same namespaces, binds, uid and rlimits as `Sandbox.run`, but a new sandbox per command.
+    Same namespaces, binds, uid and rlimits as `Sandbox.run`, but a new sandbox per command. With `channel`,
+    the command gets a pipe on fd 3 (placed there by a `sh` wrapper) whose content comes back in the result.
     """
+    chan = os.pipe() if channel else None
+    if chan:
+        argv = ["/bin/sh", "-c", f'exec 3>&{chan[1]} {chan[1]}>&-; exec "$@"', "sh", *argv]
     lim = limits.as_dict(int(timeout_s) + 1, with_nproc=_is_root())
     prl = ["/usr/bin/prlimit", f"--as={lim['as']}", f"--fsize={lim['fsize']}", f"--nofile={lim['nofile']}",
            f"--cpu={lim['cpu']}:{lim['cpu'] + 1}", "--core=0"] + ([f"--nproc={lim['nproc']}"] if "nproc" in lim else [])
@@ -360,7 +367,10 @@ def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, lim
         cmd[i + 1] = sandbox.inside(cwd)
     start = time.monotonic()
     with open(Path(cwd) / ".rr-stdout", "wb") as out, open(Path(cwd) / ".rr-stderr", "wb") as err:
-        p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, **sandbox.popen_kwargs())
+        p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             pass_fds=(chan[1],) if chan else (), **sandbox.popen_kwargs())
+        if chan:
+            os.close(chan[1])
         try:
             code, timed_out = p.wait(timeout=timeout_s), False
         except subprocess.TimeoutExpired:
@@ -369,6 +379,13 @@ def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, lim
     if sandbox.sandboxed and 128 < code < 160:
         code = 128 - code  # bwrap reports a child killed by signal N as exit 128+N; report -N like Popen does
     res = StepResult(code, timed_out, time.monotonic() - start)
+    if chan:
+        os.set_blocking(chan[0], False)
+        try:
+            res.channel = os.read(chan[0], 4096).decode("utf-8", "replace")
+        except OSError:
+            pass
+        os.close(chan[0])
     res.stdout_full, res.stdout = _read_capped(Path(cwd) / ".rr-stdout")
     res.stderr = _read_capped(Path(cwd) / ".rr-stderr")[1]
     return res

@@ -8,10 +8,13 @@ skips the interpreter's start-up. The child is a fresh `os.fork()` of this inter
 flags as a plain `python3 -I -S file.py` run, so a program sees the same interpreter.
 
 Request keys: argv, cwd, timeout, limits {as, nproc, fsize, cpu, nofile}, stdout, stderr (file paths), env,
-python (bool: run argv[-1] in-process instead of exec'ing argv).
-Answer keys: exit (int; -signal when killed by a signal; -1 on timeout), timed_out, duration.
+python (bool: run argv[-1] in-process instead of exec'ing argv), channel (bool: give the program a pipe on fd 3,
+the strict verdict rule's evidence channel, which only the harness's epilogue writes to).
+Answer keys: exit (int; -signal when killed by a signal; -1 on timeout), timed_out, duration, channel (the
+first 4 KiB written to fd 3, when asked for).
 """
 
+import atexit
 import json
 import os
 import resource
@@ -20,11 +23,13 @@ import signal
 import sys
 import time
 
+CHANNEL_FD = 3
+
 _LIMITS = {"as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC, "fsize": resource.RLIMIT_FSIZE,
            "cpu": resource.RLIMIT_CPU, "nofile": resource.RLIMIT_NOFILE, "core": resource.RLIMIT_CORE}
 
 
-def _child(req):
+def _child(req, channel_w=None):
     """Runs in the forked child: new session, limits, redirected fds; never returns."""
     try:
         os.setsid()
@@ -37,7 +42,9 @@ def _child(req):
         fd2 = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         for src, dst in ((fd0, 0), (fd1, 1), (fd2, 2)):
             os.dup2(src, dst)
-        os.closerange(3, 256)  # the protocol pipes must not leak into the program
+        if channel_w is not None:
+            os.dup2(channel_w, CHANNEL_FD)
+        os.closerange(CHANNEL_FD + (channel_w is not None), 256)  # the protocol pipes must not leak
         for sig in (signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         if req.get("python"):
@@ -52,61 +59,78 @@ def _child(req):
             os._exit(127)
 
 
-def _run_python(path):
-    """Run a Python file as `__main__` the way `python3 -I -S path` does, then exit with its status."""
-    import builtins
-    import types
+def _run_python(path, _exit=os._exit, _SystemExit=SystemExit, _BaseException=BaseException,
+                _excepthook=sys.__excepthook__, _run_exitfuncs=atexit._run_exitfuncs, _index=int.__index__,
+                _int=int, _isinstance=isinstance, _type=type, _sys=sys):
+    """Run a Python file as `__main__` the way `python3 -I -S path` does, then exit with its status.
 
-    depth, f = 0, sys._getframe()
-    while f is not None:
-        depth, f = depth + 1, f.f_back
-    sys.setrecursionlimit(1000 + depth)  # a fresh interpreter starts at depth ~1: keep the same headroom
-    mod = types.ModuleType("__main__")
-    mod.__file__, mod.__builtins__ = path, builtins
-    sys.modules["__main__"], sys.argv = mod, [path]
-    sys.stdin = open(0, "r", closefd=False)
-    sys.stdout = open(1, "w", closefd=False)
-    sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")
-    rc = 0
+    The program runs in this interpreter, so everything the exit status depends on is bound here, as default
+    arguments, before the program starts: a program that patches `os._exit`, `builtins.SystemExit`, the
+    `traceback` module, `atexit` or this supervisor's globals cannot change the status. What it can still do
+    is what it could do in a fresh `python3`: exit itself (`os._exit(0)`) from its own code, from an atexit
+    function or from a `threading._shutdown` it replaced. The strict verdict rule does not trust exit 0 alone.
+    """
+    rc = 1
     try:
-        with open(path, "rb") as fh:
-            code = compile(fh.read(), path, "exec", dont_inherit=True)
-        exec(code, mod.__dict__)
-    except SystemExit as e:
-        rc = _exit_code(e)
-    except BaseException as e:
-        import traceback
+        import builtins
+        import types
 
-        tb = e.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-            tb = tb.tb_next  # hide this supervisor's own frames, as a fresh interpreter would
-        traceback.print_exception(type(e), e, tb)
-        rc = 1
-    _finalize()
-    os._exit(rc)
+        depth, f = 0, _sys._getframe()
+        while f is not None:
+            depth, f = depth + 1, f.f_back
+        _sys.setrecursionlimit(1000 + depth)  # a fresh interpreter starts at depth ~1: keep the same headroom
+        mod = types.ModuleType("__main__")
+        mod.__file__, mod.__builtins__ = path, builtins
+        _sys.modules["__main__"], _sys.argv = mod, [path]
+        _sys.stdin = open(0, "r", closefd=False)
+        _sys.stdout = open(1, "w", closefd=False)
+        _sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")
+        try:
+            with open(path, "rb") as fh:
+                code = compile(fh.read(), path, "exec", dont_inherit=True)
+            exec(code, mod.__dict__)
+            rc = 0
+        except _SystemExit as e:
+            rc = 1
+            rc = _exit_code(e, _index, _int, _isinstance, _sys)
+        except _BaseException as e:
+            rc = 1
+            tb = e.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+                tb = tb.tb_next  # hide this supervisor's own frames, as a fresh interpreter would
+            _excepthook(_type(e), e, tb)
+        _finalize(_run_exitfuncs, _sys)
+    finally:
+        _exit(rc)
 
 
-def _exit_code(e):
-    if e.code is None:
+def _exit_code(e, _index, _int, _isinstance, _sys):
+    """SystemExit's status as CPython computes it (an int subclass cannot fake its value)."""
+    code = e.code
+    if code is None:
         return 0
-    if isinstance(e.code, int):
-        return e.code & 0xFF
-    print(e.code, file=sys.stderr)
+    if _isinstance(code, _int):
+        return _index(code) & 0xFF
+    try:
+        print(code, file=_sys.stderr)
+    except BaseException:
+        pass
     return 1
 
 
-def _finalize():
+def _finalize(_run_exitfuncs, _sys):
     """What interpreter shutdown does that a program can observe: join threads, atexit, flush."""
-    threading = sys.modules.get("threading")
+    threading = _sys.modules.get("threading")
     try:
         if threading is not None:
-            threading._shutdown()
-        import atexit
-
-        atexit._run_exitfuncs()
+            threading._shutdown()  # looked up at exit, as CPython's own shutdown does
     except BaseException:
         pass
-    for stream in (sys.stdout, sys.stderr):
+    try:
+        _run_exitfuncs()  # the real atexit registry, whatever the program did to the atexit module
+    except BaseException:
+        pass
+    for stream in (_sys.stdout, _sys.stderr):
         try:
             stream.flush()
         except BaseException:
@@ -179,11 +203,25 @@ def _reap():
             return
 
 
+def _read_channel(fd):
+    """What the program's fd 3 received (non-blocking: a leftover writer cannot hang us), capped at 4 KiB."""
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
 def handle(req, sandboxed):
     start = time.monotonic()
+    channel = os.pipe() if req.get("channel") else None
     pid = os.fork()
     if pid == 0:
-        _child(req)
+        _child(req, channel[1] if channel else None)
+    if channel:
+        os.close(channel[1])
     status, timed_out = _wait(pid, float(req["timeout"]))
     duration = time.monotonic() - start
     if sandboxed:
@@ -196,10 +234,11 @@ def handle(req, sandboxed):
             pass
         if status is None:
             status = os.waitpid(pid, 0)[1]
+    answer = {"channel": _read_channel(channel[0])} if channel else {}
     if timed_out:
         _reap()
-        return {"exit": -1, "timed_out": True, "duration": duration}
-    return {"exit": os.waitstatus_to_exitcode(status), "timed_out": False, "duration": duration}
+        return {"exit": -1, "timed_out": True, "duration": duration, **answer}
+    return {"exit": os.waitstatus_to_exitcode(status), "timed_out": False, "duration": duration, **answer}
 
 
 def main():
