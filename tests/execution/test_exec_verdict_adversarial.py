@@ -43,7 +43,7 @@ ATTACKS: dict[str, dict[str, str]] = {
         "define_assert": "    return 0;\n}\n#define assert(x) ((void)0)\nvoid rr_unused() {\n",
         "sigabrt_handler": "    return 0;\n}\n#include <csignal>\n#include <unistd.h>\nstatic int rr_h = "
                            "(std::signal(SIGABRT, [](int) { _exit(0); }), 0);\nvoid rr_unused() {\n",
-        "define_candidate": "    return 0;\n}\n#define candidate(...) 1\nvoid rr_unused() {\n",
+        "define_candidate": "    return 0;\n}\n#define candidate(...) true ? true : 0\nvoid rr_unused() {\n",
         "interpose_assert_fail": "    return 0;\n}\nextern \"C\" void __assert_fail(const char*, const char*, "
                                  "unsigned int, const char*) noexcept { _exit(0); }\nvoid rr_unused() {\n",
     },
@@ -73,20 +73,22 @@ ATTACKS: dict[str, dict[str, str]] = {
         "patch_deep_equal": "  return 0;\n}\ndeclare var require: any;\nrequire('node:assert').deepEqual = () => {};\n",
     },
     "sh": {
-        "exit_0": "    exit 0\n",
+        "exit_0": "    echo 0\n}\nexit 0\nrr_unused() {\n    :\n",
         "trap_exit_0": "    echo 0\n}\ntrap 'exit 0' EXIT\nrr_unused() {\n    :\n",
         "override_set": "    echo 0\n}\nset() { :; }\nrr_unused() {\n    :\n",
         "alias_candidate": "    echo 0\n}\nshopt -s expand_aliases\nalias candidate='echo 1; :'\nrr_unused() {\n    :\n",
     },
 }
 
-# What MultiPL-E's exit-code rule says about each attack (the reason the strict rule exists).
+# What MultiPL-E's exit-code rule says about each attack (the reason the strict rule exists). The fork server
+# prints uncaught exceptions with the interpreter's own hook, so a program's sys.excepthook is not called
+# there (a plain `python3` run would let excepthook_exit_0 through too).
 MULTIPL_E_PASSES = {
-    "py": {"sys_exit_0", "atexit_os_exit_0", "excepthook_exit_0", "thread_exit_0", "always_equal",
+    "py": {"sys_exit_0", "atexit_os_exit_0", "thread_exit_0", "always_equal",
            "int_subclass_eq"},
     "cpp": {"exit_0", "define_assert", "sigabrt_handler", "define_candidate", "interpose_assert_fail"},
     "java": {"system_exit_0", "shutdown_hook_halt_0"},
-    "cs": {"environment_exit_0", "listeners_clear"},
+    "cs": {"environment_exit_0", "listeners_clear", "stderr_flood"},
     "php": {"exit_0", "exception_handler_exit_0", "shutdown_function_exit_0"},
     "js": {"process_exit_0", "uncaught_handler", "patch_deep_equal", "exit_listener"},
     "ts": {"process_exit_0", "patch_deep_equal"},
