@@ -13,12 +13,15 @@ LANGUAGES = ("py", "cpp", "java", "php", "ts", "js", "cs", "sh")
 
 
 class Status(str, enum.Enum):
-    """Execution outcome; values map one-to-one onto MultiPL-E's statuses."""
+    """Execution outcome; the first four map one-to-one onto MultiPL-E's statuses. InfraError: the sandbox or a
+    compile server failed (twice), so the program was not judged: never cached, never a training label, not
+    counted in pass@k."""
 
     OK = "OK"
     EXCEPTION = "Exception"
     SYNTAX_ERROR = "SyntaxError"
     TIMEOUT = "Timeout"
+    INFRA_ERROR = "InfraError"
 
 
 @dataclass(frozen=True)
