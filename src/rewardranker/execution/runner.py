@@ -15,7 +15,6 @@ import fcntl
 import os
 import queue
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Iterable

@@ -1,37 +1,34 @@
 """Run untrusted programs in a bubblewrap sandbox, one long-lived sandbox per worker.
 
-What a sandbox does (when the executor runs as root, the normal case on the project's machines):
+The threat model (what is guaranteed and what is not) is in `rewardranker/execution/__init__.py`; this is how.
+When the executor runs as root (the normal case on the project's machines):
 - The worker's processes (its supervisor, programs and compile servers) run as the worker's own unprivileged
-  uid (from a block of 64 that depends on the executor's pid, so concurrent runs never share one), with no
-  supplementary groups, set *before* bwrap runs, so RLIMIT_NPROC is enforced (it is not for root) and programs
-  cannot read root-only files (e.g. /root, including this checkout if it lives there). When the run ends,
-  anything still running under that uid is SIGKILLed.
-- bwrap gives it new user, pid, network, ipc, uts and cgroup namespaces (`--unshare-all`), no capabilities,
-  only a loopback network interface (so 127.0.0.1 is the sandbox's own, not the host's), a read-only view of
-  `/`, a private size-capped tmpfs on /tmp, a fresh /dev and /proc, a cleared environment, and one writable
-  scratch directory (`/tmp/w`, a per-worker host directory that the executor wipes).
+  uid, from a block of 64 held with an exclusive flock (/run/lock/rewardranker-uids/block-N) for the whole
+  execute() call, so concurrent executors never share a uid whatever their pids; no supplementary groups;
+  set *before* bwrap runs, so RLIMIT_NPROC is enforced (it is not for root) and programs cannot read root-only
+  files. When the run ends, anything still running under that uid is SIGKILLed.
+- bwrap is started with an environment of PATH only (so the sandbox's pid 1, whose /proc/1/environ programs can
+  read, holds nothing of the host's) and gives new user, pid, network, ipc, uts and cgroup namespaces
+  (`--unshare-all`), no capabilities, only a loopback network interface, a read-only view of `/`, a private
+  size-capped tmpfs on /tmp, a fresh /dev and /proc, a cleared environment, a seccomp filter
+  (`--seccomp FD`, built by libseccomp from `syscall_filter.py`), and one scratch root (`/tmp/w`) that is
+  owned by root, so programs can enter it but not write, rename or pre-create anything in it.
+- Each program gets a fresh job directory `/tmp/w/j<N>` made by the host (mkdir relative to a directory
+  descriptor, owned by the worker's uid) holding only its source; afterwards the host removes the tree
+  relative to directory descriptors, never following a link (`remove_tree`). stdout and stderr go to memory
+  files held by the supervisor and come back through its pipe: the host opens no path a program could have
+  replaced by a link or a FIFO.
 - Every program gets rlimits: address space 4 GiB (8 GiB for java/javac and node/tsc, whose runtimes reserve
   far more than they use), 128 processes per uid (256 for Java), 16 MiB per file written (which also caps
-  stdout/stderr: they go to files, of which the verdict keeps the first 2 KiB), CPU seconds = timeout + 1,
-  256 open files, no core files. The tmpfs on /tmp holds at most 256 MiB.
+  stdout/stderr; the verdict keeps the first 2 KiB, status rules see the first 64 KiB), CPU seconds =
+  timeout + 1, 256 open files, no core files. The tmpfs on /tmp holds at most 256 MiB.
 - A wall-clock timeout per step; afterwards the in-sandbox supervisor SIGKILLs every process left in the
-  sandbox's pid namespace. If the sandbox itself dies (a program killed its supervisor), the namespace dies
-  with it (`--die-with-parent` and pid-namespace teardown) and the worker starts a new one.
-
-What it does NOT protect against:
-- Kernel exploits (namespaces and rlimits are only as strong as the kernel); no seccomp filter is installed.
-- Reading world-readable host files (the root file system is visible, read-only).
-- Total memory across many processes of one program: RLIMIT_AS is per process and RLIMIT_NPROC caps the count,
-  so the worst case is nproc x as; no cgroup memory limit is set.
-- CPU or disk contention with the host (no cgroup CPU/IO limits). The scratch dir lives on the host's /tmp
-  and has no quota: a program can write many files of up to 16 MiB each there until its timeout (they are
-  deleted after it).
-- Side channels and timing. Programs of one worker run one after another in the same sandbox; the scratch
-  directory and /tmp are wiped and every leftover process is killed between them, but they share the uid, so
-  a program could in principle observe a previous program's leftovers in a race we did not foresee. The
-  compile servers share the worker's uid and scratch dir too (in their own pid namespace).
+  sandbox's pid namespace and restores /tmp, /dev (with /dev/shm) and SysV IPC to their state at start. If
+  the sandbox itself dies, the namespace dies with it (`--die-with-parent` and pid-namespace teardown), the
+  run gets InfraError for that attempt and the worker starts a new sandbox.
 When not root, bwrap runs as the current user: RLIMIT_NPROC is then not set (it would count all of the
-user's processes), and the uid separation above does not apply.
+user's processes), there is no separate uid, and the scratch root is writable by programs (they share the
+executor's uid), so job directories can be tampered with; run as root for the guarantees above.
 Without `allow_unsandboxed`, a missing bwrap is an error; with it (CLI: `--unsafe-no-sandbox`), programs run
 as plain child processes with the same rlimits and timeouts but no namespaces at all.
 """

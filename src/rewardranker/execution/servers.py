@@ -24,7 +24,15 @@ import time
 from pathlib import Path
 
 from rewardranker.errors import ToolchainError
-from rewardranker.execution.sandbox import CAP_BYTES, InfraError, Sandbox, StepResult, _kill, _readline, publish
+from rewardranker.execution.sandbox import (
+    CAP_BYTES,
+    InfraError,
+    Sandbox,
+    StepResult,
+    _kill,
+    _readline,
+    publish,
+)
 
 SERVER_CWD = "/tmp/rr/lib"  # read-only inside the sandbox: compilers find nothing there that a program made
 

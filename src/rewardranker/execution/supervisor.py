@@ -344,7 +344,7 @@ def main():
     for line in inp:
         try:
             answer = handle(json.loads(line), sandboxed, baseline)
-        except Exception as e:  # anything failing here is the harness's fault, not the program's
+        except Exception as e:  # noqa: BLE001 -- anything failing here is the harness's fault, not the program's
             answer = {"infra": f"{type(e).__name__}: {e}"}
         out.write(json.dumps(answer) + "\n")
         out.flush()
