@@ -26,8 +26,10 @@ def read_verdicts(path: str | Path, unjudged: set[Key] | None = None) -> dict[Ke
     """(problem_id, sample_id) -> passed, from a VERDICTS JSONL file written by `rewardranker execute`;
     InfraError verdicts (never judged) are no label: their keys go to `unjudged`."""
     out: dict[Key, bool] = {}
+    lenient = 0
     for line, obj in iter_jsonl(path):
         v = record_from_dict(Verdict, obj, path, line)
+        lenient += v.verdict_rule == "multipl-e"
         if v.status == "InfraError":
             if unjudged is not None:
                 unjudged.add((v.problem_id, v.sample_id))
@@ -35,6 +37,9 @@ def read_verdicts(path: str | Path, unjudged: set[Key] | None = None) -> dict[Ke
         out[(v.problem_id, v.sample_id)] = bool(v.passed)
     if not out:
         raise RecordError(path, None, None, "file holds no verdicts")
+    if lenient:
+        warnings.warn(f"{path}: {lenient} verdicts follow MultiPL-E's exit-code rule, under which early exits "
+                      "pass; for training labels run `rewardranker execute` with the default --verdict-rule strict")
     return out
 
 
