@@ -518,10 +518,12 @@ def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, lim
 
     Same namespaces, binds, uid, rlimits and seccomp filter as `Sandbox.run`, but a new sandbox per command.
     Output goes to anonymous host files (no name in the scratch dir, so nothing the program can swap).
-    With `channel`, the command gets a pipe on fd 3 (placed there by a `bash` wrapper) whose content comes back.
+    With `channel`, the command gets a pipe on fd 3 (placed there by a `bash` wrapper), read back afterwards.
     """
     chan = os.pipe() if channel else None
     if chan:
+        if _is_root():  # Java and C# reopen it through /dev/fd/3, which checks the pipe's owner
+            os.fchown(chan[1], sandbox.uid, sandbox.uid)
         move = f"exec 3>&{chan[1]} {chan[1]}>&-; " if chan[1] != 3 else ""
         argv = ["/usr/bin/bash", "-c", move + 'exec "$@"', "bash", *argv]  # dash: one-digit fds only
     lim = limits.as_dict(int(timeout_s) + 1, with_nproc=_is_root())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 
 from rewardranker.execution.langs.base import ok_message
 
@@ -103,24 +104,37 @@ del __rr_make_{n}
 
 def strict_program(head: str, tests: str, nonce: str) -> str | None:
     """head + harness + rewritten tests + epilogue, or None when the tests do not parse on their own."""
+    top = "__future__" not in head
+    template = _template(tests, top)
+    if template is None:
+        return None
+    prologue = f"__rr_g_{nonce} = dict(vars(__import__('builtins')))\n" if top else ""
+    harness, body = template
+    return prologue + head + "\n" + harness.replace(_SLOT, nonce) + "\n" + body.replace(_SLOT, nonce)
+
+
+_SLOT = "RRNONCESLOT"  # stands for the nonce in the cached rewrite of each test file
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(tests: str, top: bool) -> tuple[str, str] | None:
+    """(harness, rewritten tests + epilogue) with `_SLOT` for the nonce, once per test file."""
+    if _SLOT in tests:
+        return None
     try:
         tree = ast.parse(tests)
     except (SyntaxError, ValueError):
         return None
-    top = "__future__" not in head
-    genuine = f"__rr_g_{nonce}" if top else None
-    rewriter = _Rewriter(nonce, genuine, _bound_names(tree))
-    tree = rewriter.visit(tree)
-    required = _required_asserts(tree, nonce)
+    genuine = f"__rr_g_{_SLOT}" if top else None
+    tree = _Rewriter(_SLOT, genuine, _bound_names(tree)).visit(tree)
+    required = _required_asserts(tree, _SLOT)
     try:
         body = ast.unparse(ast.fix_missing_locations(tree))
     except (ValueError, TypeError, RecursionError):
         return None
-    prologue = f"__rr_g_{nonce} = dict(vars(__import__('builtins')))\n" if top else ""
-    harness = _HARNESS.format(n=nonce, g=genuine or "vars(__import__('builtins'))",
-                              ok=ok_message(nonce), tamper=f"RR:{nonce}:TAMPERED:")
-    return (prologue + head + "\n" + harness + "\n" + body + "\n"
-            + f"__rr_E_{nonce}(frozenset({sorted(required)!r}))\n")
+    harness = _HARNESS.format(n=_SLOT, g=genuine or "vars(__import__('builtins'))",
+                              ok=ok_message(_SLOT), tamper=f"RR:{_SLOT}:TAMPERED:")
+    return harness, body + "\n" + f"__rr_E_{_SLOT}(frozenset({sorted(required)!r}))\n"
 
 
 def _bound_names(tree: ast.AST) -> set[str]:
