@@ -17,7 +17,7 @@ program (when "clean"), /tmp and /dev are restored to what they held at start an
 
 Request keys: argv, cwd, timeout, limits {as, nproc, fsize, cpu, nofile}, env, python (bool: run argv[-1]
 in-process instead of exec'ing argv), head (bytes of each stream to return), clean (bool), filter (hex BPF).
-Answer keys: exit (int; -signal when killed by a signal; -1 on timeout), timed_out, duration, cpu (seconds of
+First line written: {"ready": true}. Answer keys: exit (int; -signal when killed by a signal; -1 on timeout), timed_out, duration, cpu (seconds of
 CPU of the program's processes), stdout, stderr (base64 of their first `head` bytes), stdout_bytes,
 stderr_bytes; or infra (a message) when the supervisor itself failed.
 """
@@ -341,6 +341,8 @@ def main():
     baseline = snapshot() if sandboxed else None
     if sandboxed and os.getpid() != 2:
         sys.exit(f"supervisor: expected pid 2 in the sandbox, got {os.getpid()} (the program filter names it)")
+    out.write(json.dumps({"ready": True}) + "\n")  # tells the host the sandbox is up
+    out.flush()
     for line in inp:
         try:
             answer = handle(json.loads(line), sandboxed, baseline)
