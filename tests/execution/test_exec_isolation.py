@@ -274,6 +274,11 @@ for target, sig in ((sup, signal.SIGSTOP), (sup, signal.SIGKILL), (1, signal.SIG
     except OSError as e:
         out.append(f'kill {target}:' + e.strerror)
 try:
+    signal.pidfd_send_signal(os.open(f'/proc/{sup}', os.O_RDONLY | os.O_DIRECTORY), signal.SIGKILL)
+    out.append('pidfd:ok')
+except OSError as e:
+    out.append('pidfd:' + e.strerror)
+try:
     import resource
     resource.prlimit(sup, resource.RLIMIT_NOFILE, (0, 0))
     out.append('prlimit:ok')
@@ -345,7 +350,7 @@ def test_programs_cannot_trace_or_kill_the_supervisor(tmp_path):
     assert out["attach"] == out["seize"] == out["traceme"] == "Operation not permitted", out
     assert all(out[f"/proc/2/{f}"] == "Permission denied" for f in ("mem", "fd/1", "environ")), out
     assert all(out[f"kill {t}"] == "Operation not permitted" for t in (2, 1, -1, -2)), out
-    assert out["prlimit"] == "Operation not permitted", out
+    assert out["prlimit"] == out["pidfd"] == "Operation not permitted", out
 
     calls = dict(item.split("=", 1) for item in verdicts["py_syscalls"].stdout.strip().split(";"))
     assert verdicts["py_syscalls"].exit_code == 9

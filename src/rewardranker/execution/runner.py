@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import queue
+import stat
 import tempfile
 import time
 import warnings
@@ -329,6 +330,9 @@ class _uid_block:
         if os.geteuid() != 0:  # not root: programs run as the current user, no uids are used
             return uid_block()
         UID_LOCKS.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.lstat(UID_LOCKS)
+        if st.st_uid != 0 or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
+            raise RewardRankerError(f"{UID_LOCKS} must be a directory owned and writable only by root")
         first = os.getpid() % UID_BLOCKS
         for step in range(UID_BLOCKS):
             index = (first + step) % UID_BLOCKS
