@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rewardranker.errors import ConfigError, RewardRankerError
+from rewardranker.errors import ConfigError, RewardRankerError, SandboxError
 from rewardranker.execution import langs
 from rewardranker.execution.cache import VerdictCache, cache_key, default_cache_path
 from rewardranker.execution.langs.base import Job, Language
@@ -130,7 +130,12 @@ class Slot:
         return Job(workdir, src, timeout_s)
 
     def remove_job(self, job: Job) -> None:
-        remove_tree(self.scratch_fd, job.workdir.name)
+        """Delete the job's tree; if a dying sandbox's last processes still change it, what is left goes with
+        the run's root at the end (by then every process of the uid is dead)."""
+        try:
+            remove_tree(self.scratch_fd, job.workdir.name)
+        except (OSError, SandboxError):
+            pass
 
     def step(self, fast: bool):
         if fast:
