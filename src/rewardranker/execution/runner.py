@@ -16,6 +16,7 @@ import fcntl
 import os
 import queue
 import secrets
+import stat
 import tempfile
 import time
 import warnings
@@ -24,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rewardranker.errors import ConfigError, RewardRankerError
+from rewardranker.errors import ConfigError, RewardRankerError, SandboxError
 from rewardranker.execution import langs
 from rewardranker.execution.cache import VerdictCache, cache_key, default_cache_path
 from rewardranker.execution.langs.base import HARNESS_VERSION, VERDICT_RULES, Job, Language
@@ -137,7 +138,12 @@ class Slot:
         return Job(workdir, src, timeout_s, nonce)
 
     def remove_job(self, job: Job) -> None:
-        remove_tree(self.scratch_fd, job.workdir.name)
+        """Delete the job's tree; if a dying sandbox's last processes still change it, what is left goes with
+        the run's root at the end (by then every process of the uid is dead)."""
+        try:
+            remove_tree(self.scratch_fd, job.workdir.name)
+        except (OSError, SandboxError):
+            pass
 
     def step(self, fast: bool):
         if fast:
@@ -355,6 +361,9 @@ class _uid_block:
         if os.geteuid() != 0:  # not root: programs run as the current user, no uids are used
             return uid_block()
         UID_LOCKS.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.lstat(UID_LOCKS)
+        if st.st_uid != 0 or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
+            raise RewardRankerError(f"{UID_LOCKS} must be a directory owned and writable only by root")
         first = os.getpid() % UID_BLOCKS
         for step in range(UID_BLOCKS):
             index = (first + step) % UID_BLOCKS

@@ -189,7 +189,6 @@ class Sandbox:
         self.seccomp = seccomp and sandboxed
         self.clean_state = clean_state
         self.proc: subprocess.Popen | None = None
-        self.answered = 0  # requests answered; a sandbox that never answers is a set-up error
         self.log = self.scratch.parent / f"sandbox-{uid}.log"
         self.lock = threading.Lock()
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -253,6 +252,10 @@ class Sandbox:
         argv = [SANDBOX_PYTHON, "-I", "-S", sup] + (["--sandboxed"] if self.sandboxed else [])
         with open(self.log, "ab") as log:
             self.proc = self.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        if _readline(self.proc.stdout, 60.0).strip() != b'{"ready": true}':  # a set-up error, not a program's
+            self.close()
+            raise SandboxError(f"the sandbox did not start: {self.log.read_text(errors='replace')[-600:].strip()}"
+                               f" (command: {' '.join(self.command(argv))})")
 
     def close(self) -> None:
         if self.proc is not None:
@@ -308,13 +311,9 @@ class Sandbox:
             answer = json.loads(line) if line else None
         except ValueError:
             answer = {"infra": f"unreadable answer {line[:200]!r}"}
-        if answer is not None and isinstance(answer, dict):
-            self.answered += 1
+        if isinstance(answer, dict):
             return answer
         self.close()
-        if not self.answered:
-            raise SandboxError(f"the sandbox did not start: {self.log.read_text(errors='replace')[-600:].strip()}"
-                               f" (command: {' '.join(self.command(['python3', 'supervisor.py']))})")
         return None
 
 

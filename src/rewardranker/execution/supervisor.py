@@ -19,7 +19,8 @@ Request keys: argv, cwd, timeout, limits {as, nproc, fsize, cpu, nofile}, env, p
 in-process instead of exec'ing argv), head (bytes of each stream to return), clean (bool), filter (hex BPF),
 channel (bool: give the program a pipe on fd 3, the strict verdict rule's evidence channel, which only the
 harness's epilogue writes to; the answer's "channel" holds the first 4 KiB written to it).
-Answer keys: exit (int; -signal when killed by a signal; -1 on timeout), timed_out, duration, cpu (seconds of
+First line written: {"ready": true}. Answer keys: exit (int; -signal when killed by a signal; -1 on timeout),
+timed_out, duration, cpu (seconds of
 CPU of the program's processes), stdout, stderr (base64 of their first `head` bytes), stdout_bytes,
 stderr_bytes; or infra (a message) when the supervisor itself failed.
 """
@@ -380,6 +381,8 @@ def main():
     baseline = snapshot() if sandboxed else None
     if sandboxed and os.getpid() != 2:
         sys.exit(f"supervisor: expected pid 2 in the sandbox, got {os.getpid()} (the program filter names it)")
+    out.write(json.dumps({"ready": True}) + "\n")  # tells the host the sandbox is up
+    out.flush()
     for line in inp:
         try:
             answer = handle(json.loads(line), sandboxed, baseline)

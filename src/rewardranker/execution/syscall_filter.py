@@ -12,9 +12,10 @@ open_by_handle_at/name_to_handle_at, module and kexec loading, reboot, swapon/of
 clock and time setting, iopl/ioperm, vhangup, uselib, lookup_dcookie; clone3 fails with ENOSYS (its flags are
 in memory a filter cannot read; glibc then falls back to clone, whose flags are checked). Other architectures'
 system calls (i386, x32) kill the process.
-`program` (stacked on top for each program, by the supervisor, just before it runs it) also denies signals,
-pidfd_open, prlimit and scheduling changes aimed at pid 1 (bwrap) or the supervisor, and kill(-1), so a
-program can neither stop, slow nor kill the process that reports its verdict.
+`program` (stacked on top for each program, by the supervisor, just before it runs it) also denies signals
+(kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo), pidfd_open, prlimit and scheduling changes aimed at
+pid 1 (bwrap) or the supervisor, kill(-1) and pidfd_send_signal, so a program can neither stop, slow nor kill
+the process that reports its verdict.
 """
 
 import errno
@@ -35,8 +36,8 @@ DENY = (
 CLONE_NEW = {"CLONE_NEWNS": 0x00020000, "CLONE_NEWCGROUP": 0x02000000, "CLONE_NEWUTS": 0x04000000,
              "CLONE_NEWIPC": 0x08000000, "CLONE_NEWUSER": 0x10000000, "CLONE_NEWPID": 0x20000000,
              "CLONE_NEWNET": 0x40000000, "CLONE_NEWTIME": 0x00000080}
-PROTECTED_ARG0 = ("kill", "tkill", "pidfd_open", "prlimit64", "sched_setaffinity", "sched_setscheduler",
-                  "sched_setparam", "sched_setattr")
+PROTECTED_ARG0 = ("kill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "tgkill", "pidfd_open", "prlimit64",
+                  "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr")
 
 
 def _known(name: str) -> bool:
@@ -64,10 +65,10 @@ def program_filter(supervisor_pid: int) -> seccomp.SyscallFilter:
     for pid in (1, supervisor_pid):
         for name in PROTECTED_ARG0:
             f.add_rule(deny, name, _int_arg(0, pid))
-        f.add_rule(deny, "tgkill", _int_arg(0, pid))
         f.add_rule(deny, "setpriority", _int_arg(1, pid))
         f.add_rule(deny, "kill", _int_arg(0, -pid))  # kill(-pgid): the supervisor leads its process group
     f.add_rule(deny, "kill", _int_arg(0, -1))  # every process the program may signal, the supervisor included
+    f.add_rule(deny, "pidfd_send_signal")  # its target (an open /proc/PID directory works too) is not an argument
     return f
 
 
