@@ -35,5 +35,5 @@ def execute_command(samples_path: Path, out: Path, problems_src: str | None, wor
                   + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + f" ({cached} from cache)")
     by_multipl_e = sum(bool(v.passed_multipl_e) for v in verdicts)
     if by_multipl_e != passed:
-        console.print(f"MultiPL-E's exit-code rule would pass {by_multipl_e}: {by_multipl_e - passed} programs "
+        console.print(f"MultiPL-E's exit-code rule would pass {by_multipl_e}: {by_multipl_e - passed} program(s) "
                       "exit 0 without the tests provably running to their end (status Tampered)")
