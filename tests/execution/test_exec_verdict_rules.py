@@ -88,3 +88,31 @@ def test_training_paths_refuse_or_pin_the_strict_rule(tmp_path):
         build_rm_data([], tmp_path, exec_cfg=ExecutionConfig(verdict_rule="multipl-e"))
     with pytest.raises(ConfigError, match="execution.verdict_rule"):
         SelfTrainConfig(execution={"verdict_rule": "multipl-e"}).stage_configs()
+
+
+# Programs that patch the interpreter state the fork server once used to decide the exit status. A plain
+# `python3 FILE` run fails each of them; the fork server must agree (item 4 of the threat list).
+FORK_SERVER_STATE = {
+    "patch_os_exit": "    return 0\nimport os\n_real = os._exit\nos._exit = lambda code: _real(0)\n",
+    "fake_traceback": "    return 0\nimport sys, types, os\nm = types.ModuleType('traceback')\n"
+                      "m.print_exception = lambda *a, **k: os._exit(0)\nsys.modules['traceback'] = m\n",
+    "patch_system_exit": "    return 0\nimport builtins\nbuiltins.SystemExit = BaseException\n",
+    "fake_atexit": "    return 0\nimport sys, types, os\nm = types.ModuleType('atexit')\n"
+                   "m._run_exitfuncs = lambda: os._exit(0)\nsys.modules['atexit'] = m\n",
+    "int_subclass_exit_code": "    return 0\nclass C(int):\n    def __and__(self, other):\n        return 0\n"
+                              "raise SystemExit(C(1))\n",
+    "sys_exit_0": "    return 0\nimport sys\nsys.exit(0)\n",  # passes in both (MultiPL-E's rule)
+    "correct": "    return x + y\n",
+}
+
+
+def test_fork_server_exit_status_matches_plain_python3(tmp_path):
+    from exec_helpers import multipl_e, sample
+
+    problems = multipl_e("py", ("HumanEval_53_add",))
+    samples = [sample("py/HumanEval_53_add", i, c) for i, c in enumerate(FORK_SERVER_STATE.values())]
+    runs = [execute(problems, samples, ExecutionConfig(workers=1, use_cache=False, fast=fast, verdict_rule="multipl-e"),
+                    progress=False) for fast in (True, False)]
+    fast, plain = ([(v.status, v.passed, v.exit_code) for v in vs] for vs in runs)
+    assert fast == plain, list(zip(FORK_SERVER_STATE, fast, plain))
+    assert [p for p, _ in zip(FORK_SERVER_STATE, fast) if _[1]] == ["sys_exit_0", "correct"]
