@@ -216,20 +216,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rr-bench-exec-") as tmp:
         if args.agreement:
             result = {"agreement": agreement(args.workers, Path(tmp))}
-        elif args.hardening:
-            rows = []
-            for lang in args.langs.split(","):
-                rows.append(bench_hardening(lang, args.per_language, args.workers, Path(tmp)))
-                print(f"  done {lang}: {rows[-1]['speedup']:.1f}x", flush=True)
-            print_hardening(rows)
-            result = {"hardening": rows}
         else:
+            bench, show, speedup, name = ((bench_hardening, print_hardening, "speedup", "hardening") if args.hardening
+                                          else (bench_language, print_table, "speedup_cold", "languages"))
             rows = []
             for lang in args.langs.split(","):
-                rows.append(bench_language(lang, args.per_language, args.workers, Path(tmp)))
-                print(f"  done {lang}: {rows[-1]['speedup_cold']:.1f}x", flush=True)
-            print_table(rows)
-            result = {"languages": rows}
+                rows.append(bench(lang, args.per_language, args.workers, Path(tmp)))
+                print(f"  done {lang}: {rows[-1][speedup]:.1f}x", flush=True)
+            show(rows)
+            result = {name: rows}
     result.update(load_average_end=os.getloadavg(), workers=args.workers,
                   machine=f"{os.cpu_count()} cores", date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print(f"load average at end: {os.getloadavg()}")

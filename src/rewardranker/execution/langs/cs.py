@@ -53,19 +53,14 @@ class CSharp(Language):
     def strict_program(self, head: str, tests: str, nonce: str) -> str | None:
         if len(_MAIN.findall(tests)) != 1:
             return None
-        count = [0]
-
-        def check(m: re.Match) -> str:
-            count[0] += 1
-            return f"{m.group(1)}global::RrH{nonce}.Check({m.group(2)});"
-
-        body = _ASSERT.sub(check, _MAIN.sub(f"public static void RrTests{nonce}(string[] args)", tests))
+        body, n = _ASSERT.subn(rf"\1global::RrH{nonce}.Check(\2);",
+                               _MAIN.sub(f"public static void RrTests{nonce}(string[] args)", tests))
         ok = ok_message(nonce).replace("\n", "\\n")
         harness = (f"\nstatic class RrH{nonce} {{\n  static int n = 0;\n  static bool failed = false;\n"
                    f"  public static void Check(bool ok) {{ if (!ok) {{ failed = true; throw new global::System.Exception("
                    f"\"rewardranker: test assertion failed\"); }} n++; }}\n"
                    f"  public static void Main(string[] args) {{\n    global::Problem.RrTests{nonce}(args);\n"
-                   f"    if (!failed && n == {count[0]}) {{\n"
+                   f"    if (!failed && n == {n}) {{\n"
                    f"      using (var f = new global::System.IO.FileStream(\"/dev/fd/3\", global::System.IO.FileMode.Open, "
                    f"global::System.IO.FileAccess.Write)) {{\n"
                    f"        var b = global::System.Text.Encoding.ASCII.GetBytes(\"{ok}\"); f.Write(b, 0, b.Length); }} }}\n"

@@ -58,19 +58,14 @@ class Java(Language):
     def strict_program(self, head: str, tests: str, nonce: str) -> str | None:
         if len(_MAIN.findall(tests)) != 1:
             return None
-        count = [0]
-
-        def check(m: re.Match) -> str:
-            count[0] += 1
-            return f"{m.group(1)}RrH{nonce}.check({m.group(2)});"
-
-        body = _ASSERT.sub(check, _MAIN.sub(f"public static void rrTests{nonce}(String[] args)", tests))
+        body, n = _ASSERT.subn(rf"\1RrH{nonce}.check(\2);",
+                               _MAIN.sub(f"public static void rrTests{nonce}(String[] args)", tests))
         ok = ok_message(nonce).replace("\n", "\\n")
         harness = (f"\nclass RrH{nonce} {{\n  static int n = 0;\n  static boolean failed = false;\n"
                    f"  static void check(boolean ok) {{ if (!ok) {{ failed = true; throw new java.lang.AssertionError(); }} n++; }}\n"
                    f"  public static void main(String[] args) throws java.lang.Exception {{\n"
                    f"    Problem.rrTests{nonce}(args);\n"
-                   f"    if (!failed && n == {count[0]}) {{\n"
+                   f"    if (!failed && n == {n}) {{\n"
                    f"      try (java.io.FileOutputStream out = new java.io.FileOutputStream(\"/dev/fd/3\")) {{\n"
                    f"        out.write(\"{ok}\".getBytes()); }} }}\n  }}\n}}\n")
         return head + "\n" + body + harness

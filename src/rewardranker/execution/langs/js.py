@@ -40,14 +40,8 @@ _ASSERT = re.compile(r"^([ \t]*)assert\.(\w+)\((.*)\);[ \t]*$", re.MULTILINE)
 
 def strict_node_program(head: str, tests: str, nonce: str, typed: bool) -> str | None:
     """Prologue + program + tests whose assertions use the genuine node:assert + epilogue (JS and TS)."""
-    count = [0]
-
-    def check(m: re.Match) -> str:
-        count[0] += 1
-        return f"{m.group(1)}__rrA_{nonce}.{m.group(2)}({m.group(3)}); __rrS_{nonce}.n++;"
-
-    body = _ASSERT.sub(check, tests)
-    if not count[0]:
+    body, n = _ASSERT.subn(rf"\1__rrA_{nonce}.\2(\3); __rrS_{nonce}.n++;", tests)
+    if not n:
         return None
     any_ = ": any" if typed else ""
     prologue = ((f"declare var require{any_};" if typed else "")
@@ -55,7 +49,7 @@ def strict_node_program(head: str, tests: str, nonce: str, typed: bool) -> str |
                 f"require('node:assert'))); const __rrW_{nonce}{any_} = require('node:fs').writeSync; "
                 f"const __rrS_{nonce}{any_} = {{n: 0}};\n")
     ok = ok_message(nonce).replace("\n", "\\n")
-    epilogue = f"\nif (__rrS_{nonce}.n === {count[0]}) {{ __rrW_{nonce}(3, '{ok}'); }}\n"
+    epilogue = f"\nif (__rrS_{nonce}.n === {n}) {{ __rrW_{nonce}(3, '{ok}'); }}\n"
     return prologue + head + "\n" + body + epilogue
 
 

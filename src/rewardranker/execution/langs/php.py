@@ -30,18 +30,12 @@ class Php(Language):
         return [PHP, src]
 
     def strict_program(self, head: str, tests: str, nonce: str) -> str | None:
-        count = [0]
-
-        def check(m: re.Match) -> str:
-            count[0] += 1
-            return f"{m.group(1)}if ({m.group(2)}) {{ RrH{nonce}::$failed = true; {m.group(3)} }} RrH{nonce}::$n++;"
-
-        body = _CHECK.sub(check, tests)
-        if not count[0]:
+        body, n = _CHECK.subn(rf"\1if (\2) {{ RrH{nonce}::$failed = true; \3 }} RrH{nonce}::$n++;", tests)
+        if not n:
             return None
         ok = ok_message(nonce).replace("\n", "\\n")
         return (head + "\n" + f"final class RrH{nonce} {{ public static $n = 0; public static $failed = false; }}\n"
-                + body + f"\nif (!RrH{nonce}::$failed && RrH{nonce}::$n === {count[0]}) "
+                + body + f"\nif (!RrH{nonce}::$failed && RrH{nonce}::$n === {n}) "
                 f"{{ \\file_put_contents('php://fd/3', \"{ok}\"); }}\n")
 
     def classify(self, comp: StepResult | None, run: StepResult | None) -> tuple[str, int | None]:

@@ -31,19 +31,14 @@ class Bash(Language):
         return [BASH, src]
 
     def strict_program(self, head: str, tests: str, nonce: str) -> str | None:
-        count = [0]
-
-        def check(m: re.Match) -> str:
-            count[0] += 1
-            return f"{m.group(1)} && __rr_n_{nonce}=$((__rr_n_{nonce}+1)) || {{ __rr_f_{nonce}=1; exit 1; }}"
-
-        body = _CHECK.sub(check, tests)
-        if not count[0]:
+        body, n = _CHECK.subn(rf"\1 && __rr_n_{nonce}=$((__rr_n_{nonce}+1)) || {{ __rr_f_{nonce}=1; exit 1; }}",
+                              tests)
+        if not n:
             return None
         ok = ok_message(nonce).rstrip("\n")
         epilogue = (f"\nif [[ $BASHOPTS == *expand_aliases* || $BASHOPTS == *extdebug* ]]; then "
                     f"printf '%s\\n' 'RR:{nonce}:TAMPERED:aliases or extdebug were on during the tests' >&3; "
-                    f"elif [[ -z ${{__rr_f_{nonce}}} && ${{__rr_n_{nonce}:-0}} -eq {count[0]} ]]; then "
+                    f"elif [[ -z ${{__rr_f_{nonce}}} && ${{__rr_n_{nonce}:-0}} -eq {n} ]]; then "
                     f"printf '%s\\n' '{ok}' >&3; fi\n")
         return head + "\n" + body + epilogue
 
