@@ -116,3 +116,12 @@ def test_fork_server_exit_status_matches_plain_python3(tmp_path):
     fast, plain = ([(v.status, v.passed, v.exit_code) for v in vs] for vs in runs)
     assert fast == plain, list(zip(FORK_SERVER_STATE, fast, plain))
     assert [p for p, _ in zip(FORK_SERVER_STATE, fast) if _[1]] == ["sys_exit_0", "correct"]
+
+
+def test_python_tests_behind_a_main_guard_cannot_be_skipped(tmp_path):
+    tests = "def check(candidate):\n    assert candidate() == 1\n\nif __name__ == '__main__':\n    check(f)\n"
+    problem = Problem("guard", "py", "def f():\n", tests)
+    samples = [Sample("guard", 0, "    return 2\n__name__ = 'skip'\n"), Sample("guard", 1, "    return 1\n")]
+    verdicts = execute([problem], samples, ExecutionConfig(workers=1, cache_path=tmp_path / "c.sqlite"),
+                       progress=False)
+    assert [(v.status, v.passed) for v in verdicts] == [("Tampered", False), ("OK", True)]

@@ -15,8 +15,9 @@ cannot name them):
   objects (generators, stdlib types) pass unchanged;
 - the epilogue (after the tests) writes the OK message to fd 3 only if no assertion failed, every assertion
   that runs unconditionally in a test function the tests call actually ran (so a tracer that jumps over
-  assertions, or tests that never called `check`, fail), and no trace function is installed (reported as
-  `Tampered`, as is a trace function seen at any assertion).
+  assertions, or tests that never called `check`, fail), at least one assertion ran when all of them are
+  conditional (a program that sets `__name__` cannot skip an `if __name__ == "__main__":` block), and no trace
+  function is installed (reported as `Tampered`, as is a trace function seen at any assertion).
 """
 
 from __future__ import annotations
@@ -87,10 +88,10 @@ def __rr_make_{n}(_g):
             raise _AssertionError
         _state["seen"].add(idx)
 
-    def end(required):
+    def end(required, some):
         if _sys.gettrace() is not None:
             _tamper("a trace function was active after the tests")
-        if _state["fail"] or _state["tamper"] or not required <= _state["seen"]:
+        if _state["fail"] or _state["tamper"] or not required <= _state["seen"] or (some and not _state["seen"]):
             return
         _say({ok!r})
 
@@ -126,15 +127,17 @@ def _template(tests: str, top: bool) -> tuple[str, str] | None:
     except (SyntaxError, ValueError):
         return None
     genuine = f"__rr_g_{_SLOT}" if top else None
-    tree = _Rewriter(_SLOT, genuine, _bound_names(tree)).visit(tree)
+    rewriter = _Rewriter(_SLOT, genuine, _bound_names(tree))
+    tree = rewriter.visit(tree)
     required = _required_asserts(tree, _SLOT)
+    some = rewriter.count > 0 and not required  # e.g. every assert is conditional: at least one must run
     try:
         body = ast.unparse(ast.fix_missing_locations(tree))
     except (ValueError, TypeError, RecursionError):
         return None
     harness = _HARNESS.format(n=_SLOT, g=genuine or "vars(__import__('builtins'))",
                               ok=ok_message(_SLOT), tamper=f"RR:{_SLOT}:TAMPERED:")
-    return harness, body + "\n" + f"__rr_E_{_SLOT}(frozenset({sorted(required)!r}))\n"
+    return harness, body + "\n" + f"__rr_E_{_SLOT}(frozenset({sorted(required)!r}), {some})\n"
 
 
 def _bound_names(tree: ast.AST) -> set[str]:
