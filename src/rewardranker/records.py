@@ -72,7 +72,7 @@ class Verdict:
     program_hash: str = ""
     cached: bool = False
     verdict_rule: str = ""  # "strict" or "multipl-e": the rule `passed` follows
-    passed_multipl_e: bool | None = None  # MultiPL-E's rule (exit 0) on the same run
+    passed_multipl_e: bool | None = None  # MultiPL-E's exit-code rule: passed, or (strict) status Tampered
 
 
 @dataclass(frozen=True)

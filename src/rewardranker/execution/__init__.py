@@ -62,8 +62,9 @@ Verdict rules (`ExecutionConfig.verdict_rule`, CLI `--verdict-rule`; the cache k
   after the tests that writes `RR:<nonce>:OK` (a fresh random nonce per run) to fd 3, a pipe that only the
   supervisor reads. `passed` = MultiPL-E's rule AND that message. A run MultiPL-E's rule would pass without
   it is `Tampered`, as is a detected override (Python trace function or program-defined object in an
-  assertion; bash aliases or extdebug). The verdict carries `passed_multipl_e` (MultiPL-E's rule on the same
-  run) and `verdict_rule` (tests whose shape a backend does not know run under `multipl-e`, and say so).
+  assertion; bash aliases or extdebug). The verdict carries `passed_multipl_e` (what MultiPL-E's rule says:
+  passed or Tampered; an override the harness neutralised instead of detecting, such as a C++
+  `#define assert`, fails both) and `verdict_rule` (tests whose shape a backend does not know run under `multipl-e`, and say so).
   Guaranteed under strict: early exit 0 (every language), exit handlers, shutdown hooks, uncaught-exception
   handlers, patched or macro-replaced assertion functions, an interposed `__assert_fail`, SIGABRT handlers,
   removed C# trace listeners, stderr floods, Python tracers that skip assertions and objects that compare

@@ -195,6 +195,8 @@ def _run_item_once(slot: Slot, item: _Item, fast: bool) -> tuple[dict, bool]:
     lang = langs.get(item.language)
     nonce = secrets.token_hex(8) if item.rule == "strict" else None  # fresh per run, never in the cache key
     program = item.program if nonce is None else lang.strict_program(item.head, item.tests, nonce)
+    if program is None:  # cannot happen for tests `_instrumentable` accepted; judged by MultiPL-E's rule then
+        program, nonce = item.program, None
     job = slot.new_job(lang, program, item.timeout_s, nonce)
     start = time.monotonic()
     try:

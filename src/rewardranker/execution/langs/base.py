@@ -129,11 +129,14 @@ class Language:
         raise NotImplementedError
 
     def verdict(self, comp: StepResult | None, run: StepResult | None, nonce: str | None) -> dict:
-        """status, exit_code, passed and passed_multipl_e of one run; `nonce` is None under MultiPL-E's rule."""
+        """status, exit_code and passed of one run; `nonce` is None under MultiPL-E's rule. Under strict,
+        `Tampered` means MultiPL-E's rule passes the run without the OK message, or the harness reported an
+        override (which it reports because MultiPL-E's rule would pass the program): the verdict's
+        `passed_multipl_e` is therefore `passed or status == "Tampered"`."""
         status, code = self.classify(comp, run)
         multipl_e = status == "OK" and code == 0
         if nonce is None:
-            return {"status": status, "exit_code": code, "passed": multipl_e, "passed_multipl_e": multipl_e}
+            return {"status": status, "exit_code": code, "passed": multipl_e}
         channel = run.channel if run is not None else ""
         if f"RR:{nonce}:TAMPERED" in channel:
             status, passed = "Tampered", False
@@ -142,7 +145,7 @@ class Language:
             status = "OK" if passed else "Tampered"
         else:
             passed = False
-        return {"status": status, "exit_code": code, "passed": passed, "passed_multipl_e": multipl_e}
+        return {"status": status, "exit_code": code, "passed": passed}
 
 
 def compiled_or(comp: StepResult | None, run: StepResult | None) -> tuple[str, int] | None:
