@@ -13,6 +13,7 @@ once more before it is cached.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import queue
 import secrets
@@ -241,15 +242,14 @@ def _items(problems: dict[str, Problem], samples: list[Sample], cfg: ExecutionCo
     return items
 
 
-_instrumentable_cache: dict[tuple[str, str], bool] = {}
-
-
 def _instrumentable(lang: Language, tests: str) -> bool:
     """Whether the strict harness can be woven into these tests (a property of the tests alone)."""
-    key = (lang.name, tests)
-    if key not in _instrumentable_cache:
-        _instrumentable_cache[key] = lang.strict_program("", tests, "0" * 16) is not None
-    return _instrumentable_cache[key]
+    return _instrumentable_by_name(lang.name, tests)
+
+
+@functools.lru_cache(maxsize=4096)
+def _instrumentable_by_name(language: str, tests: str) -> bool:
+    return langs.get(language).strict_program("", tests, "0" * 16) is not None
 
 
 def execute(problems: dict[str, Problem] | Iterable[Problem], samples: list[Sample],
