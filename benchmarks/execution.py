@@ -94,13 +94,15 @@ def bench_hardening(lang: str, per_language: int, workers: int, tmp: Path) -> di
     n = len(samples)
     execute(problems, samples[-1:], ExecutionConfig(workers=1, cache_path=tmp / f"warm-{lang}.sqlite"), progress=False)
     row: dict = {"lang": lang, "programs": n}
-    _, wall = timed(problems, samples, ExecutionConfig(workers=workers, fast=False, use_cache=False,
-                                                       verdict_rule="multipl-e"))
+    base, wall = timed(problems, samples, ExecutionConfig(workers=workers, fast=False, use_cache=False,
+                                                          verdict_rule="multipl-e"))
     row["baseline"] = n / wall
     for name, kw in STEPS:
         verdicts, wall = timed(problems, samples, ExecutionConfig(workers=workers, use_cache=False, **kw))
         row[name] = n / wall
         row[f"passed {name}"] = sum(v.passed for v in verdicts)
+        if name == "+clean state":  # every isolation step on, MultiPL-E's rule: must equal MultiPL-E's commands
+            row["agreement"] = sum((a.status, a.passed) == (b.status, b.passed) for a, b in zip(base, verdicts))
     if lang == "py":
         py = langs.get("py")
         py.in_process = lambda fast: False  # type: ignore[method-assign]
@@ -116,14 +118,16 @@ def bench_hardening(lang: str, per_language: int, workers: int, tmp: Path) -> di
 
 def print_hardening(rows: list[dict]) -> None:
     cols = ["baseline", *(name for name, _ in STEPS), "py: exec"]
-    head = f"{'lang':5} {'progs':>5} | " + " ".join(f"{c:>12}" for c in cols) + " | speedup target"
+    head = (f"{'lang':5} {'progs':>5} | " + " ".join(f"{c:>12}" for c in cols)
+            + " | speedup target     | passed mpe/strict | agree")
     print("programs/s, cold cache (each column adds one hardening step to the previous one)")
     print(head)
     print("-" * len(head))
     for r in rows:
         cells = " ".join(f"{r[c]:12.2f}" if c in r else f"{'':>12}" for c in cols)
         ok = "ok" if r["speedup"] >= r["target"] else "MISSED"
-        print(f"{r['lang']:5} {r['programs']:5d} | {cells} | {r['speedup']:6.1f}x >={r['target']:.1f}x {ok}")
+        print(f"{r['lang']:5} {r['programs']:5d} | {cells} | {r['speedup']:6.1f}x >={r['target']:.1f}x {ok:6} | "
+              f"{r['passed +clean state']:8d}/{r['passed +strict']:<8d} | {r['agreement']}/{r['programs']}")
 
 
 def bench_language(lang: str, per_language: int, workers: int, tmp: Path) -> dict:
