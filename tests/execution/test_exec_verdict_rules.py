@@ -125,3 +125,15 @@ def test_python_tests_behind_a_main_guard_cannot_be_skipped(tmp_path):
     verdicts = execute([problem], samples, ExecutionConfig(workers=1, cache_path=tmp_path / "c.sqlite"),
                        progress=False)
     assert [(v.status, v.passed) for v in verdicts] == [("Tampered", False), ("OK", True)]
+
+
+def test_python_tests_use_the_builtins_from_before_the_program(tmp_path):
+    problem = Problem("absp", "py", "def f():\n", "def check(candidate):\n    assert abs(candidate() - 0.5) < 1e-6\n\n"
+                      "check(f)\n")
+    samples = [Sample("absp", 0, "    return 7.0\nimport builtins\nbuiltins.abs = lambda x: 0\n"),
+               Sample("absp", 1, "    return 7.0\ndef abs(x):\n    return 0\n"), Sample("absp", 2, "    return 0.5\n")]
+    lenient, strict = (execute([problem], samples, ExecutionConfig(workers=1, cache_path=tmp_path / "c.sqlite",
+                                                                   verdict_rule=rule), progress=False)
+                       for rule in ("multipl-e", "strict"))
+    assert [v.passed for v in lenient] == [True, True, True]
+    assert [(v.status, v.passed) for v in strict] == [("Exception", False), ("Exception", False), ("OK", True)]
