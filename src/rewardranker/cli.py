@@ -64,13 +64,17 @@ def execute(
                                                   "~/.cache/rewardranker/verdicts.sqlite.")] = None,
     unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="Run untrusted programs WITHOUT "
                                                     "the bubblewrap sandbox (only rlimits and timeouts).")] = False,
+    verdict_rule: Annotated[str, typer.Option(help="'strict' (default: exit 0 AND harness evidence that the tests "
+                                              "ran to their end; what training uses) or 'multipl-e' (exit 0, "
+                                              "MultiPL-E's rule, for benchmark fidelity).")] = "strict",
     ray: Annotated[Optional[str], typer.Option(help=_RAY_HELP)] = None,
 ) -> None:
     """Run each sample's program (prompt + completion + tests) and write one verdict per sample."""
     with user_errors():
         from rewardranker.execution.cli import execute_command
 
-        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console, ray=ray)
+        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console,
+                        verdict_rule=verdict_rule, ray=ray)
 
 # ----------------------------------------------------------------------------- metrics (issue 2)
 
@@ -147,7 +151,8 @@ def build_rm_data_cmd(
         from rewardranker.problems import load_problems
         from rewardranker.reward.mutants import build_rm_data
 
-        stats = build_rm_data(load_problems(problems), out, per_problem, seed, ExecutionConfig(workers=workers))
+        stats = build_rm_data(load_problems(problems), out, per_problem, seed, ExecutionConfig(workers=workers,
+                                                                                          verdict_rule="strict"))
         console.print(f"wrote {out}: {stats}")
 
 

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from rewardranker.errors import RewardRankerError
-from rewardranker.records import Score, Verdict
+from rewardranker.records import Score, Status, Verdict
 
 Key = tuple[str, int]
 
@@ -80,10 +80,15 @@ class ProblemOutcome:
 
 
 def group_outcomes(verdicts: Iterable[Verdict], scores: Iterable[Score] | None = None) -> list[ProblemOutcome]:
-    """Group verdicts (and scores, matched by key) per problem; a score without a verdict is an error."""
+    """Group verdicts (and scores, matched by key) per problem; a score without a verdict is an error.
+    InfraError verdicts (the program was never judged) are left out, with a warning."""
     by_problem: dict[str, ProblemOutcome] = {}
     keys: dict[str, list[int]] = {}
+    unjudged: set[tuple[str, int]] = set()
     for v in verdicts:
+        if v.status == Status.INFRA_ERROR:
+            unjudged.add((v.problem_id, v.sample_id))
+            continue
         o = by_problem.setdefault(v.problem_id, ProblemOutcome(v.problem_id, v.language, []))
         o.passed.append(bool(v.passed))
         keys.setdefault(v.problem_id, []).append(v.sample_id)
@@ -94,9 +99,12 @@ def group_outcomes(verdicts: Iterable[Verdict], scores: Iterable[Score] | None =
             if missing:
                 raise RewardRankerError(f"scores have no entry for problem {pid!r} sample(s) {missing[:5]}")
             o.scores = [score_of[(pid, sid)] for sid in keys[pid]]
-        extra = set(score_of) - {(pid, sid) for pid, sids in keys.items() for sid in sids}
+        extra = set(score_of) - {(pid, sid) for pid, sids in keys.items() for sid in sids} - unjudged
         if extra:
             raise RewardRankerError(f"{len(extra)} scores match no verdict, e.g. {sorted(extra)[:3]}")
+    if unjudged:
+        warnings.warn(f"{len(unjudged)} verdicts are InfraError (the sandbox failed; not judged): left out of "
+                      f"every metric, e.g. {min(unjudged)}; rerun `execute` to judge them")
     return list(by_problem.values())
 
 

@@ -25,7 +25,6 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip ins
 
 from rewardranker.execution import ray_backend
 from rewardranker.execution.ray_backend import INFRA_ERROR, ExecutorActor, RayExecutor
-from rewardranker.execution.runner import uid_block
 
 KILL_MARKER = "KILL_MY_EXECUTOR"
 
@@ -179,7 +178,7 @@ def test_ctrl_c_stops_actors_and_sandboxes(cluster, tmp_path):
     ex.execute(*_slow_python(2), progress=False)
     ex.wait_for_actors(2)
     handles = [a.handle for a in ex.actors]
-    pids = [info["pid"] for info in ray.get([h.info.remote() for h in handles])]
+    uid_blocks = [range(*info["uids"]) for info in ray.get([h.info.remote() for h in handles])]
     threading.Thread(target=_interrupt_when_cached, args=(cache_path, 5), daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         ex.execute(problems, samples, progress=False)
@@ -187,8 +186,8 @@ def test_ctrl_c_stops_actors_and_sandboxes(cluster, tmp_path):
     for h in handles:
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(h.info.remote(), timeout=30)
-    for pid in pids:
-        assert uid_processes(uid_block(pid)) == [], "a sandboxed process outlived its executor"
+    for uids in uid_blocks:
+        assert uid_processes(uids) == [], "a sandboxed process outlived its executor"
     cache = VerdictCache(cache_path)
     assert 5 <= cache.count() < 42, "verdicts returned before Ctrl-C are kept, the rest were not run"
     cache.close()

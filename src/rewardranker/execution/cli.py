@@ -14,7 +14,8 @@ from rewardranker.runio import write_jsonl
 
 
 def execute_command(samples_path: Path, out: Path, problems_src: str | None, workers: int | None,
-                    timeout: float | None, cache: Path | None, unsafe: bool, console, ray: str | None = None) -> None:
+                    timeout: float | None, cache: Path | None, unsafe: bool, console,
+                    verdict_rule: str = "strict", ray: str | None = None) -> None:
     """Load problems and candidates, execute, write verdicts, print a one-line summary."""
     given = load_problems(problems_src) if problems_src else None
     cands = load_candidates(samples_path, given)
@@ -24,7 +25,7 @@ def execute_command(samples_path: Path, out: Path, problems_src: str | None, wor
     if not problems:
         raise RewardRankerError(f"{samples_path}: these samples carry no problems; pass --problems")
     cfg = ExecutionConfig(workers=workers or os.cpu_count() or 1, timeout_s=timeout, cache_path=cache,
-                          sandbox=not unsafe, allow_unsandboxed=unsafe, ray=ray)
+                          sandbox=not unsafe, allow_unsandboxed=unsafe, verdict_rule=verdict_rule, ray=ray)
     if ray:
         from rewardranker.execution.ray_backend import import_ray
 
@@ -34,5 +35,9 @@ def execute_command(samples_path: Path, out: Path, problems_src: str | None, wor
     counts = Counter(v.status for v in verdicts)
     passed = sum(v.passed for v in verdicts)
     cached = sum(v.cached for v in verdicts)
-    console.print(f"{len(verdicts)} verdicts -> {out}: {passed} passed; "
+    console.print(f"{len(verdicts)} verdicts -> {out}: {passed} passed ({verdict_rule} rule); "
                   + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + f" ({cached} from cache)")
+    by_multipl_e = sum(bool(v.passed_multipl_e) for v in verdicts)
+    if by_multipl_e != passed:
+        console.print(f"MultiPL-E's exit-code rule would pass {by_multipl_e}: {by_multipl_e - passed} program(s) "
+                      "exit 0 without the tests provably running to their end (status Tampered)")

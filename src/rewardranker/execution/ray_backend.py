@@ -25,8 +25,8 @@ import atexit
 import contextlib
 import math
 import os
-import shutil
 import tempfile
+import warnings
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -36,26 +36,27 @@ from rewardranker.errors import RewardRankerError
 from rewardranker.execution import langs
 from rewardranker.execution.cache import VerdictCache, default_cache_path
 from rewardranker.execution.runner import (
+    INFRA_ERROR,
     ExecutionConfig,
     Slot,
-    _give_back_uids,
     _Item,
     _items,
     _progress,
-    _take_uids,
+    _uid_block,
     run_item,
 )
 from rewardranker.execution.sandbox import (
     SUPERVISOR,
     check_available,
     default_toolbox,
+    open_dir,
     prepare_toolbox,
     publish,
+    remove_tree,
 )
 from rewardranker.records import Problem, Sample, Verdict
 
-INFRA_ERROR = "InfraError"  # the status of a program whose executor died MAX_TRIES times while running it
-MAX_TRIES = 3
+MAX_TRIES = 3  # a program whose executor died this many times while running it gets status INFRA_ERROR
 INSTALL_HINT = "pip install 'rewardranker[ray]'"
 BATCH_MAX = 16  # programs per dispatched batch at most (smaller near the end, for load balance)
 NO_ACTOR_TIMEOUT_S = 300.0  # give up when no executor actor has been alive for this long
@@ -128,7 +129,8 @@ class ExecutorActor:
         self.cache: VerdictCache | None = None  # opened in the thread that runs programs (SQLite is per thread)
         self.root = Path(tempfile.mkdtemp(prefix="rewardranker-ray-exec-"))
         os.chmod(self.root, 0o755)
-        self.uids = _take_uids(1)
+        self._uid_lock = _uid_block()  # a block of sandbox uids held for the actor's life
+        self.uids = self._uid_lock.__enter__()
         self.slot: Slot | None = None
         self.slot_count = 0
         self.bound: set[str] = set()
@@ -139,7 +141,8 @@ class ExecutorActor:
         """Where this actor runs (also used as the 'ready' signal)."""
         import ray
 
-        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
+                "uids": (self.uids.start, self.uids.stop)}
 
     def run(self, language: str, items: list[_Item], toolchain: str, languages: list[str]):
         """Yield (key, verdict fields, from node cache) for each item, in order, as each finishes."""
@@ -177,8 +180,12 @@ class ExecutorActor:
         if self.cache is not None:
             self.cache.close()
             self.cache = None
-        _give_back_uids(self.uids)
-        shutil.rmtree(self.root, ignore_errors=True)
+        parent = open_dir(self.root.parent)
+        try:
+            remove_tree(parent, self.root.name)  # as runner does: files a sandbox left behind, no symlink games
+        finally:
+            os.close(parent)
+        self._uid_lock.__exit__(None, None, None)
 
     def _check_toolchain(self, language: str, toolchain: str) -> None:
         """Refuse to run when this node's toolchain differs from the driver's (the cache key would lie)."""
@@ -293,8 +300,15 @@ class RayExecutor:
         finally:
             if cache is not None:
                 cache.close()
+        infra = sum(1 for it in todo if results[it.key]["status"] == INFRA_ERROR)
+        if infra:
+            warnings.warn(f"{infra} of {len(todo)} programs got status InfraError (an executor or its sandbox "
+                          "failed repeatedly); they are not cached, and are left out of pass@k and of training "
+                          "data", stacklevel=3)
         return [Verdict(problem_id=s.problem_id, sample_id=s.sample_id, language=it.language,
-                        program_hash=it.program_hash, cached=it.key in cached, **results[it.key])
+                        program_hash=it.program_hash, cached=it.key in cached, verdict_rule=it.rule,
+                        passed_multipl_e=results[it.key]["passed"] or results[it.key]["status"] == "Tampered",
+                        **results[it.key])
                 for s, it in zip(samples, items)]
 
     def wait_for_actors(self, n: int, timeout_s: float = 300.0) -> None:
