@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from exec_helpers import multipl_e, sample, uid_processes
+from exec_helpers import SHARED, multipl_e, sample, uid_processes
 from exec_solutions import PROBLEMS, SOLUTIONS, SYNTAX_ERRORS
 
 from rewardranker.errors import RewardRankerError
@@ -102,30 +102,54 @@ def test_node_caches_answer_a_driver_with_an_empty_cache(cluster, tmp_path):
         assert all(v.passed for v in verdicts)
 
 
-def test_killing_one_nodes_actors_mid_run_loses_no_verdict(cluster, tmp_path):
+def _run_with_fault(cluster, tmp_path, n: int, fault):
+    """Run n programs on a warm two-actor pool; once 4 verdicts are in, `fault(worker node, actor infos)` runs."""
     c, _ = cluster
     worker = next(iter(c.worker_nodes))
-    problems, samples = _slow_python(24)
+    problems, samples = _slow_python(n)
     cache_path = tmp_path / "driver.sqlite"
     ex = _executor(cluster, tmp_path)
     try:
         ex.execute(*_slow_python(2), progress=False)  # start the pool (and learn where its actors run)
         ex.wait_for_actors(2)
-        victims = [info["pid"] for info in ray.get([a.handle.info.remote() for a in ex.actors])
-                   if info["node_id"] == worker.node_id]
-        assert victims
-        killer = threading.Thread(target=_kill_when_cached, args=(cache_path, 4, victims), daemon=True)
-        killer.start()
+        infos = ray.get([a.handle.info.remote() for a in ex.actors])
+        thread = threading.Thread(target=lambda: (_kill_when_cached(cache_path, 4, []), fault(worker, infos)),
+                                  daemon=True)
+        thread.start()
         verdicts = ex.execute(problems, samples, progress=False)
-        killer.join(timeout=60)
-        assert ex.stats.actor_deaths >= 1 and ex.stats.retried >= 1, ex.stats
-        assert [(v.problem_id, v.sample_id) for v in verdicts] == [(s.problem_id, s.sample_id) for s in samples]
-        assert all(v.passed and v.status == "OK" for v in verdicts), [v.status for v in verdicts]
-        cache = VerdictCache(cache_path)
-        assert cache.count() == 24  # every program's verdict stored (the warm-up ran the first two), none lost
-        cache.close()
+        thread.join(timeout=60)
     finally:
         ex.shutdown()
+    assert ex.stats.actor_deaths >= 1, ex.stats
+    assert [(v.problem_id, v.sample_id) for v in verdicts] == [(s.problem_id, s.sample_id) for s in samples]
+    assert all(v.passed and v.status == "OK" for v in verdicts), [v.status for v in verdicts]
+    cache = VerdictCache(cache_path)
+    assert cache.count() == n  # every program's verdict stored (the warm-up ran the first two), none lost
+    cache.close()
+    return ex
+
+
+def test_killing_one_nodes_actors_mid_run_loses_no_verdict(cluster, tmp_path):
+    def kill_worker_nodes_actors(worker, infos):
+        victims = [info["pid"] for info in infos if info["node_id"] == worker.node_id]
+        assert victims
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+
+    ex = _run_with_fault(cluster, tmp_path, 24, kill_worker_nodes_actors)
+    assert ex.stats.retried >= 1, ex.stats
+
+
+@pytest.mark.slow
+def test_node_lost_mid_run_loses_no_verdict(cluster, tmp_path):
+    """Removes the worker node (the head's actor finishes the run), then adds a fresh one for later tests."""
+    c, _ = cluster
+    try:
+        _run_with_fault(cluster, tmp_path, 16, lambda worker, infos: c.remove_node(worker))
+    finally:
+        if not c.worker_nodes:
+            c.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+            c.wait_for_nodes()
 
 
 def _kill_when_cached(cache_path, n: int, pids: list[int]) -> None:
@@ -209,32 +233,6 @@ def test_without_ray_installed_the_flag_says_how_to_install(monkeypatch, tmp_pat
     path = tmp_path / "s.jsonl"
     path.write_text('{"problem_id": "HumanEval_53_add", "sample_id": 0, "completion": "    return x + y\\n"}\n')
     res = CliRunner().invoke(app, ["execute", "--samples", str(path), "--out", str(tmp_path / "v.jsonl"),
-                                   "--problems", str(multipl_e.__globals__["SHARED"] / "multipl-e" /
-                                                     "humaneval-py-reworded.jsonl"),
+                                   "--problems", str(SHARED / "multipl-e" / "humaneval-py-reworded.jsonl"),
                                    "--cache", str(tmp_path / "c.sqlite"), "--ray", "auto"])
     assert res.exit_code == 1 and "rewardranker[ray]" in res.output and "Traceback" not in res.output
-
-
-@pytest.mark.slow
-def test_node_lost_mid_run_loses_no_verdict(cluster, tmp_path):
-    """Removes the worker node (the head's actor finishes the run), then adds a fresh one for later tests."""
-    c, worker = cluster
-    worker = next(iter(c.worker_nodes))
-    problems, samples = _slow_python(16)
-    cache_path = tmp_path / "driver.sqlite"
-    ex = _executor(cluster, tmp_path)
-    try:
-        ex.execute(*_slow_python(2), progress=False)
-        ex.wait_for_actors(2)
-        remover = threading.Thread(target=lambda: (_kill_when_cached(cache_path, 4, []), c.remove_node(worker)),
-                                   daemon=True)
-        remover.start()
-        verdicts = ex.execute(problems, samples, progress=False)
-        remover.join(timeout=60)
-        assert all(v.status == "OK" and v.passed for v in verdicts), [v.status for v in verdicts]
-        assert ex.stats.actor_deaths >= 1, ex.stats
-    finally:
-        ex.shutdown()
-        if worker not in c.worker_nodes:
-            c.add_node(num_cpus=1, object_store_memory=80 * 2**20)
-            c.wait_for_nodes()

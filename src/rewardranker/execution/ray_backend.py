@@ -26,8 +26,8 @@ import contextlib
 import math
 import os
 import tempfile
-import warnings
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,18 +97,22 @@ def claim_cluster(owner) -> int:
     """
     import ray
 
-    released = 0
     for other in [o for o in _OWNERS if o is not owner]:  # a copy: shutdown() removes it from _OWNERS
-        released += other.cpus_held()
         other.shutdown()
     if owner not in _OWNERS:
         _OWNERS.append(owner)
-    free = int(ray.available_resources().get("CPU", 0))
-    deadline = time.monotonic() + 15.0
-    while released and free < released and time.monotonic() < deadline:  # killed actors free CPUs shortly
-        time.sleep(0.2)
-        free = int(ray.available_resources().get("CPU", 0))
-    return free
+    return int(ray.available_resources().get("CPU", 0))
+
+
+def kill_and_wait(ray, handles: list, cpus: float, timeout_s: float = 15.0) -> None:
+    """Kill actors and wait (briefly) until the cluster shows their CPUs free again, so the next pool gets them."""
+    target = ray.available_resources().get("CPU", 0) + cpus
+    for h in handles:
+        with contextlib.suppress(Exception):
+            ray.kill(h)
+    deadline = time.monotonic() + timeout_s
+    while cpus and ray.available_resources().get("CPU", 0) < target - 1e-6 and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def release(owner) -> None:
@@ -275,6 +279,7 @@ class RayExecutor:
         self.stats = RunStats()
         self._remote_cls = None
         self._atexit = False
+        self.start_error = ""
 
     # -- public -------------------------------------------------------------------------------------------
     def execute(self, problems: dict[str, Problem], samples: list[Sample], progress: bool = True) -> list[Verdict]:
@@ -316,9 +321,6 @@ class RayExecutor:
         self._ensure_pool()
         self._await_ready(timeout_s, at_least=n)
 
-    def cpus_held(self) -> int:
-        return math.ceil((len(self.actors) + len(self.starting)) * self.actor_cpus)
-
     def shutdown(self) -> None:
         """Close every actor's sandbox (waiting briefly) and kill the actors."""
         if not self.ray.is_initialized():
@@ -330,6 +332,7 @@ class RayExecutor:
         for h in unscheduled:
             with contextlib.suppress(Exception):
                 self.ray.kill(h)
+        held = len(self.actors) + len(started)
         for h in handles:  # any of them may already be gone
             with contextlib.suppress(Exception):
                 h.stop.options(concurrency_group="control").remote()
@@ -339,9 +342,7 @@ class RayExecutor:
                 closing.append(h.close.remote())
         if closing:
             self.ray.wait(closing, num_returns=len(closing), timeout=30.0)
-        for h in handles:
-            with contextlib.suppress(Exception):
-                self.ray.kill(h)
+        kill_and_wait(self.ray, handles, held * self.actor_cpus)
         self.actors, self.starting = [], {}
         release(self)
 
@@ -391,15 +392,16 @@ class RayExecutor:
                 try:
                     self.ray.get(ref)
                     self.actors.append(_Actor(handle))
-                except self.ray.exceptions.RayActorError:
-                    pass  # died while starting: the caller notices a smaller pool
+                except self.ray.exceptions.RayActorError as e:  # died while starting: a smaller pool
+                    self.start_error = _first_line(e)
                 except self.ray.exceptions.RayTaskError as e:
                     raise _user_error(e) from None
             if len(self.actors) >= at_least or time.monotonic() >= deadline:
                 break
         if len(self.actors) < at_least:
-            raise RewardRankerError(f"no Ray executor actor started within {timeout:.0f} s: does the cluster "
-                                    f"have a free CPU? (`ray status`)")
+            why = (f"the last one failed: {self.start_error}" if self.start_error else
+                   f"none started within {timeout:.0f} s: does the cluster have a free CPU? (`ray status`)")
+            raise RewardRankerError(f"{len(self.actors)} Ray executor actors running, {at_least} needed; {why}")
 
     # -- one run ----------------------------------------------------------------------------------------------
     def _run(self, todo: list[_Item], used: list[str], results: dict, cache, bar) -> None:
@@ -531,6 +533,12 @@ def _infra_error(tries: int) -> dict:
     return {"status": INFRA_ERROR, "passed": False, "exit_code": None, "duration_s": 0.0,
             "stderr": f"the executor running this program died {tries} times (node lost, killed, or out of "
                       f"memory); not retried again", "stdout": ""}
+
+
+def _first_line(e) -> str:
+    """The informative line of a Ray error (its own text, else the cause's last line)."""
+    lines = [ln.strip() for ln in str(getattr(e, "cause", None) or e).splitlines() if ln.strip()]
+    return next((ln for ln in lines if "Error" in ln and "Traceback" not in ln), lines[-1] if lines else repr(e))
 
 
 def _user_error(e) -> Exception:

@@ -106,15 +106,11 @@ class RayRewardModel:
             bar(None)
         return out
 
-    def cpus_held(self) -> int:
-        return len(self.actors) * self.cpus_per_actor
-
     def shutdown(self) -> None:
-        from rewardranker.execution.ray_backend import release
+        from rewardranker.execution.ray_backend import kill_and_wait, release
 
         if self.ray.is_initialized():
-            for a in self.actors:
-                self.ray.kill(a)
+            kill_and_wait(self.ray, self.actors, len(self.actors) * self.cpus_per_actor)
         self.actors = []
         release(self)
 
