@@ -46,8 +46,8 @@ def user_errors() -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- execution (issue 2)
 
-_RAY_HELP = ("Run on a Ray cluster (issue 11): 'auto' (the cluster this machine joined with `ray start`), "
-             "HOST:PORT, ray://HOST:PORT, or 'local' (a one-machine cluster). Needs pip install 'rewardranker[ray]'.")
+_RAY_HELP = ("Run on a Ray cluster: 'auto' (the cluster this machine joined with `ray start`), HOST:PORT, "
+             "ray://HOST:PORT, or 'local' (a one-machine cluster). Needs pip install 'rewardranker\\[ray]'.")
 
 
 @app.command()

@@ -184,7 +184,8 @@ def test_program_that_kills_its_actor_gets_infra_error_after_bounded_tries(clust
     cache_path = tmp_path / "driver.sqlite"
     ex = _executor(cluster, tmp_path, actor_cls=CrashingActor, max_tries=2)
     try:
-        verdicts = ex.execute(problems, samples, progress=False)
+        with pytest.warns(UserWarning, match="1 of 8 programs got status InfraError"):
+            verdicts = ex.execute(problems, samples, progress=False)
     finally:
         ex.shutdown()
     assert [v.status for v in verdicts] == ["OK"] * 3 + [INFRA_ERROR] + ["OK"] * 4
