@@ -105,7 +105,7 @@ def metrics(
             check_output(json_out, verdicts, scores, option="--json")
         detected: list[str] = []
         outcomes = m.group_outcomes(m.load_verdicts(verdicts, detected), m.load_scores(scores) if scores else None)
-        console.print(f"{verdicts}: detected {detected[0]}", highlight=False)
+        console.print(f"{verdicts}: detected {detected[0]}", highlight=False, soft_wrap=True)
         report = m.summarize(outcomes, ks=k)
         Console().print(m.metrics_table(report))
         if json_out:
@@ -130,7 +130,7 @@ def compare_verdicts_cmd(
             check_output(json_out, ours, theirs, option="--json")
         found: list[str] = []
         a, b = load_verdicts(ours, found), load_verdicts(theirs, found)
-        console.print(f"{ours}: detected {found[0]}; {theirs}: detected {found[1]}", highlight=False)
+        console.print(f"{ours}: detected {found[0]}; {theirs}: detected {found[1]}", highlight=False, soft_wrap=True)
         report = compare_verdicts(a, b)
         Console().print(comparison_table(report, show))
         if json_out:

@@ -60,12 +60,8 @@ def read_candidates(path: Path, problems: list[Problem] | None = None, task: str
         raise RecordError(path, None, None, "no such file or folder")
     if path.is_dir():
         return _candidates_folder(path, problems)
-    head = _head(path)
-    if head.startswith("["):
+    if task or _head(path).startswith("["):
         return read_bigcode(path, problems, task)
-    if task:
-        raise RewardRankerError(f"{path}: --task names a bigcode-evaluation-harness task, but this file is not "
-                                "a generations.json (a JSON list of lists of programs)")
     records = list(iter_jsonl(path))
     if not records:
         raise RecordError(path, None, None, "file holds no records")

@@ -19,7 +19,7 @@ def execute_command(samples_path: Path, out: Path, problems_src: str | None, wor
     check_output(out, samples_path, problems_src)
     given = load_problems(problems_src) if problems_src else None
     cands = load_candidates(samples_path, given, task)
-    console.print(f"{samples_path}: detected {cands.format}", highlight=False)
+    console.print(f"{samples_path}: detected {cands.format}", highlight=False, soft_wrap=True)
     if not cands.problems:
         raise RewardRankerError(f"{samples_path}: these samples carry no problems; pass --problems")
     cfg = ExecutionConfig(workers=workers or os.cpu_count() or 1, timeout_s=timeout, cache_path=cache,
