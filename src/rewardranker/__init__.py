@@ -44,7 +44,33 @@ _EXPORTS = {  # public name -> the module that defines it
     "run_selftrain": "rewardranker.selftrain.loop",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [  # the public API; kept equal to _EXPORTS (tests/test_keys_and_outputs.py checks)
+    "CandidateSet",
+    "ExecutionConfig",
+    "GenerationConfig",
+    "Problem",
+    "RewardConfig",
+    "RewardModel",
+    "RewardRankerError",
+    "Sample",
+    "Score",
+    "ScoreConfig",
+    "SelfTrainConfig",
+    "Verdict",
+    "__version__",
+    "compare_verdicts",
+    "execute",
+    "load_candidates",
+    "load_problems",
+    "load_scores",
+    "load_verdicts",
+    "pass_at_k",
+    "ranked_pass_at_1",
+    "run_selftrain",
+    "sample_problems",
+    "score_candidates",
+    "train_reward_model",
+]
 
 
 def __getattr__(name: str) -> Any:

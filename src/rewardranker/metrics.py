@@ -112,19 +112,28 @@ def _scores_by_key(scores: Iterable[Score], problems: dict[tuple[str, str], Prob
 def align_scores(scores: Iterable[Score], keys: Iterable[SampleKey]) -> dict[SampleKey, float]:
     """Scores by (language, problem_id, sample_id); a score without a language takes the language its problem id
     has among `keys`, and is an error when that id exists in several languages (it could belong to any)."""
+    return _align(scores, keys, lambda s: float(s.score), "score")
+
+
+def align_verdicts(verdicts: Iterable[Verdict], keys: Iterable[SampleKey]) -> dict[SampleKey, bool]:
+    """Passed by (language, problem_id, sample_id), verdicts without a language matched as `align_scores` does."""
+    return _align(verdicts, keys, lambda v: bool(v.passed), "verdict")
+
+
+def _align(records, keys: Iterable[SampleKey], value, what: str) -> dict:
     langs_of: dict[str, set[str]] = {}
     for lang, pid, _ in keys:
         langs_of.setdefault(pid, set()).add(lang)
-    out: dict[SampleKey, float] = {}
-    for s in scores:
-        lang = s.language
-        if not lang and s.problem_id in langs_of:
-            if len(langs_of[s.problem_id]) > 1:
-                raise RewardRankerError(f"score for {s.problem_id!r}/{s.sample_id} has no language, and that problem "
-                                        f"id exists in {', '.join(sorted(langs_of[s.problem_id]))}: rescore with "
-                                        "this version (scores now carry 'language')")
-            lang = next(iter(langs_of[s.problem_id]))
-        out[(lang, s.problem_id, s.sample_id)] = float(s.score)
+    out: dict[SampleKey, object] = {}
+    for r in records:
+        lang = r.language
+        if not lang and r.problem_id in langs_of:
+            if len(langs_of[r.problem_id]) > 1:
+                raise RewardRankerError(f"{what} for {r.problem_id!r}/{r.sample_id} has no language, and that problem "
+                                        f"id exists in {', '.join(sorted(langs_of[r.problem_id]))}: give the {what}s "
+                                        "a 'language' field (this version writes it)")
+            lang = next(iter(langs_of[r.problem_id]))
+        out[(lang, r.problem_id, r.sample_id)] = value(r)
     return out
 
 

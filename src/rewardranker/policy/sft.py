@@ -12,8 +12,8 @@ from pathlib import Path
 
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.generation.config import PRECISIONS, resolve_device_dtype
-from rewardranker.records import Problem, Sample, Verdict, record_from_dict
-from rewardranker.runio import iter_jsonl, read_jsonl_tolerant, write_json, write_jsonl
+from rewardranker.records import Problem
+from rewardranker.runio import read_jsonl_tolerant, write_json, write_jsonl
 
 
 @dataclass
@@ -66,11 +66,12 @@ def examples_from_problems(problems: list[Problem]) -> list[tuple[str, str]]:
 
 def examples_from_verdicts(problems: list[Problem], samples_path: Path, verdicts_path: Path) -> list[tuple[str, str]]:
     """(prompt, completion) for every distinct sample whose verdict passed."""
-    from rewardranker.metrics import load_verdicts
+    from rewardranker.metrics import align_verdicts, load_verdicts
     from rewardranker.problems import load_candidates
 
-    passed = {v.key for v in load_verdicts(verdicts_path) if v.passed}  # keys: (language, problem_id, sample_id)
     cands = load_candidates(samples_path, problems)
+    verdicts = align_verdicts(load_verdicts(verdicts_path), [s.key for s in cands.samples])
+    passed = {k for k, ok in verdicts.items() if ok}  # keys: (language, problem_id, sample_id)
     seen, out = set(), []
     for s in cands.samples:
         if s.key not in passed:

@@ -19,11 +19,12 @@ class LabelledCandidates:
     passed: dict[Key, bool] | None
 
 
-def read_verdicts(path: str | Path) -> dict[Key, bool]:
-    """(language, problem_id, sample_id) -> passed, from VERDICTS JSONL (or a MultiPL-E results folder)."""
-    from rewardranker.metrics import load_verdicts
+def read_verdicts(path: str | Path, keys: list[Key] | None = None) -> dict[Key, bool]:
+    """(language, problem_id, sample_id) -> passed, from VERDICTS JSONL (or a MultiPL-E results folder); verdicts
+    without a language are matched to `keys` by id."""
+    from rewardranker.metrics import align_verdicts, load_verdicts
 
-    out = {v.key: bool(v.passed) for v in load_verdicts(path)}
+    out = align_verdicts(load_verdicts(path), keys or [])
     if not out:
         raise RecordError(path, None, None, "file holds no verdicts")
     return out
@@ -37,7 +38,7 @@ def load_labelled(samples: str | Path, verdicts: str | Path | None = None, probl
     if unknown:
         raise RewardRankerError(f"{samples}: {len(unknown)} problem ids have no problem definition, e.g. "
                                 f"{unknown[0]!r}: pass --problems (a problems file, or 'humaneval')")
-    passed = read_verdicts(verdicts) if verdicts else cands.labels
+    passed = read_verdicts(verdicts, [s.key for s in cands.samples]) if verdicts else cands.labels
     if need_labels and passed is None:
         raise RewardRankerError(f"{samples}: no labels: pass --verdicts (from `rewardranker execute`) or use a "
                                 "reranking-layout file with reference_passed")
