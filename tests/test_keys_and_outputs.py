@@ -189,13 +189,18 @@ def test_public_api_is_lazy_and_complete():
     assert int(r.stdout) >= 20
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set and nuprl/MultiPL-E humaneval-cpp is not in the local cache"),
-    ({"HF_HUB_OFFLINE": "", "HF_DATASETS_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"},
+@pytest.mark.parametrize("env, partial_cache, expected", [
+    ({"HF_HUB_OFFLINE": "1"}, False,
+     "HF_HUB_OFFLINE is set and nuprl/MultiPL-E humaneval-cpp is not in the local cache"),
+    ({"HF_HUB_OFFLINE": "", "HF_DATASETS_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"}, False,
      "the Hugging Face Hub is unreachable (127.0.0.1:9"),
+    ({"HF_HUB_OFFLINE": "1"}, True,  # a cache that lacks this config: `datasets` looks, then the same one line
+     "HF_HUB_OFFLINE is set and nuprl/MultiPL-E humaneval-cpp is not in the local cache"),
 ])
-def test_multipl_e_from_the_hub_without_network_fails_fast_in_one_line(tmp_path, env, expected):
+def test_multipl_e_from_the_hub_without_network_fails_fast_in_one_line(tmp_path, env, partial_cache, expected):
     samples = _write(tmp_path / "s.jsonl", [{"problem_id": "x", "sample_id": 0, "completion": "x"}])
+    if partial_cache:
+        (tmp_path / "hf" / "hub" / "datasets--nuprl--MultiPL-E").mkdir(parents=True)
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), **env}
     start = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "rewardranker", "execute", "--problems", "multipl-e:cpp",

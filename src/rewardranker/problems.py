@@ -9,6 +9,7 @@ import importlib.resources
 import os
 import socket
 import sys
+import threading
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -201,10 +202,13 @@ def _multipl_e_from_hub(lang: str) -> list[Problem]:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or \
         os.environ.get("HF_DATASETS_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     why = "HF_HUB_OFFLINE is set" if offline else _hub_unreachable()
-    if why and "datasets" not in sys.modules:  # let `datasets` look in its cache only, without waiting on the net
-        os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
     hint = (f"point --problems at a local copy instead: a MultiPL-E humaneval-{lang} JSONL file or folder (e.g. "
             "the prompts/ files of github.com/nuprl/MultiPL-E), or fill the HF cache where the Hub is reachable")
+    if why and not _multipl_e_cached():  # say so now rather than after importing `datasets` (seconds)
+        raise RewardRankerError(f"multipl-e:{lang}: {why} and nuprl/MultiPL-E humaneval-{lang} is not in the "
+                                f"local cache; {hint}")
+    if why and "datasets" not in sys.modules:  # let `datasets` look in its cache only, without waiting on the net
+        os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
     try:
         import datasets  # optional path: needs the Hub or a local cache
 
@@ -218,16 +222,37 @@ def _multipl_e_from_hub(lang: str) -> list[Problem]:
     return [_multipl_e_layout(dict(r), Path(f"nuprl/MultiPL-E/{lang}"), i + 1) for i, r in enumerate(ds)]
 
 
+def _multipl_e_cached() -> bool:
+    """Whether the HF caches hold anything of nuprl/MultiPL-E (hub download or prepared `datasets` copy)."""
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    hub = Path(os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE") or home / "hub")
+    prepared = Path(os.environ.get("HF_DATASETS_CACHE", home / "datasets"))
+    return (hub / "datasets--nuprl--MultiPL-E").exists() or any(prepared.glob("nuprl___multi*"))
+
+
 def _hub_unreachable() -> str:
-    """'' when a TCP connection to the Hub opens within a few seconds, else why not (one phrase)."""
+    """'' when a TCP connection to the Hub opens within a few seconds, else why not (one phrase).
+
+    The whole check (DNS included, which socket timeouts do not cover) runs in a daemon thread we stop waiting
+    for after HUB_CHECK_TIMEOUT_S.
+    """
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     url = urllib.parse.urlsplit(endpoint)
     host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=HUB_CHECK_TIMEOUT_S).close()
-    except OSError as e:
-        return f"the Hugging Face Hub is unreachable ({host}:{port}: {e.strerror or type(e).__name__})"
-    return ""
+    result: list[str] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=HUB_CHECK_TIMEOUT_S).close()
+            result.append("")
+        except OSError as e:
+            result.append(e.strerror or type(e).__name__)
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(HUB_CHECK_TIMEOUT_S + 0.5)
+    why = result[0] if result else f"no answer within {HUB_CHECK_TIMEOUT_S:g} s"
+    return f"the Hugging Face Hub is unreachable ({host}:{port}: {why})" if why else ""
 
 
 # --------------------------------------------------------------------------- candidates
