@@ -142,6 +142,8 @@ def test_folders_where_files_are_expected_are_clear_errors(tmp_path):
          "is a folder; give a file path"),
         (("execute", "--problems", folder, "--samples", tmp_path / "nothing.jsonl", "--out", tmp_path / "v.jsonl"),
          "folder holds no .jsonl"),
+        (("eval", "--samples", tmp_path / "nothing.jsonl", "--scores", tmp_path / "nothing.jsonl",
+          "--out", folder / "notes.txt"), "is a file; give a folder path"),  # and the reverse
     ]:
         if "nothing.jsonl" in str(args):
             _write(tmp_path / "nothing.jsonl", [{"problem_id": "HumanEval/53", "sample_id": 0, "completion": "x"}])

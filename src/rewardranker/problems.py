@@ -73,7 +73,14 @@ class ProblemSet(dict):
     """Problems keyed by (language, problem_id): MultiPL-E names a problem the same in every language."""
 
     def languages_of(self, problem_id: str) -> list[str]:
-        return sorted(lang for lang, pid in self if pid == problem_id)
+        """The languages that have a problem with this id (an index rebuilt when problems were added)."""
+        index = getattr(self, "_langs", None)
+        if index is None or index[0] != len(self):
+            by_id: dict[str, list[str]] = {}
+            for lang, pid in sorted(self):
+                by_id.setdefault(pid, []).append(lang)
+            index = self._langs = (len(self), by_id)
+        return list(index[1].get(problem_id, []))
 
     def find(self, problem_id: str, language: str | None = None) -> Problem:
         """The problem a record names; without a language, the only problem with that id."""

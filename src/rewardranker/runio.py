@@ -61,6 +61,14 @@ def check_output(out: str | Path, *inputs: str | Path | None, option: str = "--o
     return out
 
 
+def check_output_folder(out: str | Path, option: str = "--out") -> Path:
+    """Refuse an output folder path that is an existing file (it would fail midway, after the work)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RewardRankerError(f"{option} {out} is a file; give a folder path")
+    return out
+
+
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> Path:
     """Write records atomically: a temporary file is renamed over the target, so a crash loses nothing."""
     path = Path(path)

@@ -9,7 +9,7 @@ from rewardranker.errors import RewardRankerError
 from rewardranker.records import Score, to_dict
 from rewardranker.reward.config import RewardConfig
 from rewardranker.reward.data import load_labelled
-from rewardranker.runio import check_output, write_jsonl, write_report
+from rewardranker.runio import check_output, check_output_folder, write_jsonl, write_report
 
 
 def run_train(cfg: RewardConfig, samples: Path, verdicts: Path | None, problems: str | None, out: Path,
@@ -17,6 +17,7 @@ def run_train(cfg: RewardConfig, samples: Path, verdicts: Path | None, problems:
     """Train one model on everything, or with cv >= 2 write out-of-fold scores to OUT/cv_scores.jsonl."""
     from rewardranker.reward.train import train_reward_model
 
+    check_output_folder(out)
     check_output(out / "cv_scores.jsonl", samples, verdicts, option="--out")
     data = load_labelled(samples, verdicts, problems)
     more = load_extra(extra)
@@ -82,6 +83,7 @@ def run_eval(samples: Path, verdicts: Path | None, problems: str | None, score_f
     """Evaluate each MODE=SCORES.jsonl against the labels; writes report.json and two PNG plots into `out`."""
     from rewardranker.reward.evaluate import collect, evaluate, plot_pass_at_1, plot_reliability
 
+    check_output_folder(out)
     data = load_labelled(samples, verdicts, problems)
     scores = {}
     for spec in score_files:
