@@ -98,6 +98,9 @@ def test_bigcode_multiple_generations_with_references_need_no_problems(tmp_path,
     verdicts, _ = _execute(tmp_path, tmp_path / "generations_multiple-py.json", "--task", "multiple-py",
                            "--problems", shared_data / "multipl-e" / "humaneval-py-reworded.jsonl")
     assert {v["problem_id"] for v in verdicts} == {"HumanEval_53_add"}
+    # without --task, the prompt alone finds the problem among all eight languages
+    cands = load_candidates(tmp_path / "generations_multiple-py.json", load_problems(shared_data / "multipl-e"))
+    assert {s.key for s in cands.samples} == {("py", "HumanEval_53_add", 0), ("py", "HumanEval_53_add", 1)}
 
 
 def test_bigcode_errors_name_the_task_problem(tmp_path):
@@ -186,3 +189,14 @@ def test_an_unknown_layout_says_what_was_tried_and_what_is_missing(tmp_path):
                   "EvalPlus samples (missing 'task_id', 'completion' or 'solution')",
                   "reranking layout (missing", "CodeT layout (missing"):
         assert tried in msg
+
+
+def test_compare_verdicts_matches_an_older_file_without_languages():
+    from rewardranker.compare import compare_verdicts
+    from rewardranker.records import Verdict
+
+    ours = [Verdict("HumanEval_53_add", 0, "OK", True), Verdict("HumanEval_53_add", 1, "Exception", False)]
+    theirs = [Verdict("HumanEval_53_add", 0, "OK", True, language="py"),
+              Verdict("HumanEval_53_add", 1, "AssertionError", False, language="py")]
+    report = compare_verdicts(ours, theirs)
+    assert report["overall"] == {"compared": 2, "same_passed": 2, "same_status": 2, "only_ours": 0, "only_theirs": 0}

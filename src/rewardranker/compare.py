@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rewardranker.records import SampleKey, Verdict
 
 # MultiPL-E statuses we report under another name (README: JS/TS AssertionError and ReferenceError are Exception)
@@ -10,6 +12,7 @@ _SAME_STATUS = {"AssertionError": "Exception", "ReferenceError": "Exception"}
 
 def compare_verdicts(ours: list[Verdict], theirs: list[Verdict]) -> dict:
     """Counts of agreement on `passed` and on status per language, plus every disagreement and unmatched key."""
+    ours, theirs = _with_languages(ours, theirs), _with_languages(theirs, ours)
     a = {v.key: v for v in ours}
     b = {v.key: v for v in theirs}
     languages = sorted({k[0] for k in a} | {k[0] for k in b})
@@ -33,6 +36,17 @@ def compare_verdicts(ours: list[Verdict], theirs: list[Verdict]) -> dict:
     total = {f: sum(r[f] for r in per_language.values()) for f in
              ("compared", "same_passed", "same_status", "only_ours", "only_theirs")}
     return {"overall": total, "per_language": per_language, "disagreements": disagreements}
+
+
+def _with_languages(verdicts: list[Verdict], other: list[Verdict]) -> list[Verdict]:
+    """Verdicts without a language (older files) take the one their problem id has on the other side, if only one."""
+    if all(v.language for v in verdicts):
+        return verdicts
+    langs: dict[str, set[str]] = {}
+    for v in other:
+        langs.setdefault(v.problem_id, set()).add(v.language)
+    return [replace(v, language=next(iter(langs[v.problem_id])))
+            if not v.language and len(langs.get(v.problem_id, ())) == 1 else v for v in verdicts]
 
 
 def _status(status: str) -> str:

@@ -298,8 +298,11 @@ def read_bigcode(path: Path, problems: list[Problem] | None, task: str | None) -
     return out
 
 
-def _task_language(task: str | None, path: Path) -> str:
-    if task is None or task in ("humaneval", "humanevalplus", "mbpp", "mbppplus"):
+def _task_language(task: str | None, path: Path) -> str | None:
+    """The language a task's programs are in; None without a task (any language of the problems given)."""
+    if task is None:
+        return None
+    if task in ("humaneval", "humanevalplus", "mbpp", "mbppplus"):
         return "py"
     if task.startswith("multiple-") and task.split("-", 1)[1] in LANGUAGES:
         return task.split("-", 1)[1]
@@ -326,11 +329,11 @@ def _references_beside(path: Path, n: int) -> tuple[Path, list[str]] | None:
 
 def _task_problems(task, language, problems, references, path: Path, n: int) -> list[Problem]:
     if problems:
-        pool = [p for p in problems if p.language == language]
+        pool = [p for p in problems if language is None or p.language == language]
         if not pool:
             raise RewardRankerError(f"{path}: none of the problems given is in {language} (task {task})")
         return pool
-    if language == "py" and task in (None, "humaneval", "humanevalplus"):
+    if task in (None, "humaneval", "humanevalplus"):
         return humaneval_problems()
     if references:  # the references are the tests: the programs need nothing else
         return [Problem(problem_id=f"{task}/{i}", language=language, prompt="", tests=r, source=f"{references[0]}[{i}]")
