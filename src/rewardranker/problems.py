@@ -115,7 +115,16 @@ def index_problems(problems: Iterable[Problem] | dict) -> ProblemSet:
     return out
 
 
-problems_by_id = index_problems  # the former name; it now keys by (language, problem_id) too
+def problems_by_id(problems: Iterable[Problem]) -> dict[str, Problem]:
+    """Index problems of ONE language by id; for mixed languages use `index_problems` ((language, id) keys)."""
+    out: dict[str, Problem] = {}
+    for p in problems:
+        if p.problem_id in out:
+            raise RewardRankerError(f"{p.source}: duplicate problem id {p.problem_id!r} (first at "
+                                    f"{out[p.problem_id].source}); ids repeat across languages: key by "
+                                    "(language, id) with index_problems")
+        out[p.problem_id] = p
+    return out
 
 
 def find_problem(problems: ProblemSet, sample: Sample) -> Problem:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardranker.errors import ConfigError
-from rewardranker.problems import load_problems, problems_by_id, truncate
+from rewardranker.problems import index_problems, load_problems, truncate
 from rewardranker.records import Problem, Sample, Score, Verdict, record_from_dict, to_dict
 from rewardranker.runio import read_jsonl, write_json, write_jsonl
 from rewardranker.selftrain import stages
@@ -61,7 +61,7 @@ def select_problems(specs: list[str], languages: list[str], limit: int, seed: in
     problems = [p for spec in specs for p in load_problems(spec) if p.language in languages]
     if not problems:
         raise ConfigError(field, f"= {specs} holds no problem in languages {languages}")
-    problems_by_id(problems)  # (language, id) keys must be unique
+    index_problems(problems)  # (language, id) keys must be unique
     if limit and limit < len(problems):
         keep = set(random.Random(f"{seed}:{which}").sample(range(len(problems)), limit))
         problems = [p for i, p in enumerate(problems) if i in keep]
@@ -115,7 +115,7 @@ def ppo(ctx: Context, k: int, out: Path) -> None:
     """Iteration k >= 1: PPO from the SFT model (from scratch, as in the paper) against the RM of iteration k-1."""
     rm = stages.load_rm(reward_dir(ctx, k - 1))
     by_prompt = {p.prompt: p for p in ctx.train}
-    problems = problems_by_id(ctx.train)
+    problems = index_problems(ctx.train)
 
     def reward_fn(prompts: list[str], completions: list[str]) -> list[float]:
         samples = []
@@ -187,7 +187,7 @@ def rm_data(ctx: Context, k: int, out: Path) -> None:
         write_jsonl(out / "rm_data.jsonl", records)
         return
     rm = stages.load_rm(reward_dir(ctx, k - 1))
-    scored = rm.score(problems_by_id(ctx.train), samples, progress=ctx.progress)
+    scored = rm.score(index_problems(ctx.train), samples, progress=ctx.progress)
     scores = {s.key: v for s, v in zip(samples, scored)}
     write_jsonl(out / "scores.jsonl", [to_dict(Score(p, i, v, lang)) for (lang, p, i), v in scores.items()])
     hard = mine_hard_negatives(samples, passed, scores, ctx.cfg.hard_negative_quantile)
@@ -211,7 +211,7 @@ def train_reward(ctx: Context, k: int, out: Path) -> None:
     passed = {s.key: r["passed"] for s, r in zip(samples, data)}
     weights = {s.key: r["weight"] for s, r in zip(samples, data)}
     cfg = dataclasses.replace(ctx.stage_cfgs["reward"], backbone=_reward_backbone(ctx), seed=ctx.cfg.seed + k)
-    stages.train_rm(cfg, problems_by_id(ctx.train), samples, passed, out / "model", weights)
+    stages.train_rm(cfg, index_problems(ctx.train), samples, passed, out / "model", weights)
 
 
 def _reward_backbone(ctx: Context) -> str:
@@ -224,7 +224,7 @@ def _reward_backbone(ctx: Context) -> str:
 def score_eval(ctx: Context, k: int, out: Path) -> None:
     """Score this iteration's held-out samples, and iteration 0's (a fixed set across iterations), with RM k."""
     rm = stages.load_rm(reward_dir(ctx, k))
-    problems = problems_by_id(ctx.heldout)
+    problems = index_problems(ctx.heldout)
     for name, stage in (("scores.jsonl", f"iter_{k}/eval_sample"), ("scores_iter0.jsonl", "iter_0/eval_sample")):
         samples = load_samples(ctx.path(stage, "samples.jsonl"))
         values = rm.score(problems, samples, progress=ctx.progress)
