@@ -8,6 +8,7 @@ so `--help` stays fast.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
@@ -106,7 +107,11 @@ def metrics(
         detected: list[str] = []
         outcomes = m.group_outcomes(m.load_verdicts(verdicts, detected), m.load_scores(scores) if scores else None)
         console.print(f"{verdicts}: detected {detected[0]}", highlight=False, soft_wrap=True)
-        report = m.summarize(outcomes, ks=k)
+        with warnings.catch_warnings(record=True) as caught:  # one plain line each, not Python's two-line format
+            warnings.simplefilter("always")
+            report = m.summarize(outcomes, ks=k)
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
         Console().print(m.metrics_table(report))
         if json_out:
             write_report(json_out, report, "metrics", {"verdicts": verdicts, "scores": scores, "k": k})
