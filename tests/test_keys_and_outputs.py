@@ -222,3 +222,18 @@ def test_a_base_url_without_scheme_is_a_config_error_not_retried():
         GenerationConfig(backend="openai", model="m", base_url="127.0.0.1:8000/v1")
     with pytest.raises(ConfigError, match="base_url"):
         GenerationConfig(backend="openai", model="m", base_url="localhost:8000/v1")
+
+
+def test_reward_pairs_and_eval_rows_never_mix_languages_of_one_problem_id():
+    from rewardranker.records import Problem, Sample
+    from rewardranker.reward import mine_pairs
+    from rewardranker.reward.evaluate import collect
+
+    samples = [Sample("p", 0, "a", language="py"), Sample("p", 1, "b", language="py"),
+               Sample("p", 0, "c", language="js"), Sample("p", 1, "d", language="js")]
+    passed = {("py", "p", 0): True, ("py", "p", 1): False, ("js", "p", 0): False, ("js", "p", 1): False}
+    pairs = mine_pairs(samples, passed, 10)
+    assert [(p.language, p.problem_id, p.chosen, p.rejected) for p in pairs] == [("py", "p", 0, 1)]
+    problems = [Problem("p", "py", "", ""), Problem("p", "js", "", "")]
+    rows = collect(problems, samples, passed, {"rm": {s.key: float(i) for i, s in enumerate(samples)}})
+    assert sorted((r.language, r.passed) for r in rows) == [("js", [False, False]), ("py", [True, False])]
