@@ -304,7 +304,9 @@ def sample_cmd(
     with user_errors():
         from rewardranker.generation import GenerationConfig, sample_problems
         from rewardranker.problems import load_problems
+        from rewardranker.runio import check_output
 
+        check_output(out, problems)
         cfg = GenerationConfig(backend=backend, model=model, n=n, temperature=temperature, top_p=top_p,
                                max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, device=device,
                                precision=precision, base_url=base_url, concurrency=concurrency,
