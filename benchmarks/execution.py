@@ -80,10 +80,10 @@ def timed(problems, samples, cfg: ExecutionConfig) -> tuple[list, float]:
 
 
 TARGETS = {"cpp": 3.0, "java": 3.0, "ts": 3.0}  # others: 1.5
-STEPS = (("bare", dict(verdict_rule="multipl-e", seccomp=False, clean_state=False)),
-         ("+seccomp", dict(verdict_rule="multipl-e", seccomp=True, clean_state=False)),
-         ("+clean state", dict(verdict_rule="multipl-e", seccomp=True, clean_state=True)),
-         ("+strict", dict(verdict_rule="strict", seccomp=True, clean_state=True)))
+STEPS = (("bare", {"verdict_rule": "multipl-e", "seccomp": False, "clean_state": False}),
+         ("+seccomp", {"verdict_rule": "multipl-e", "seccomp": True, "clean_state": False}),
+         ("+clean state", {"verdict_rule": "multipl-e", "seccomp": True, "clean_state": True}),
+         ("+strict", {"verdict_rule": "strict", "seccomp": True, "clean_state": True}))
 
 
 def bench_hardening(lang: str, per_language: int, workers: int, tmp: Path) -> dict:
