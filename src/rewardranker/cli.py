@@ -74,6 +74,9 @@ def execute(
                                                     "the bubblewrap sandbox (only rlimits and timeouts).")] = False,
     task: Annotated[Optional[str], typer.Option(help="For a bigcode-evaluation-harness generations.json: its task, "
                                                 "e.g. humaneval or multiple-cpp.")] = None,
+    verdict_rule: Annotated[str, typer.Option(help="'strict' (default: exit 0 AND harness evidence that the tests "
+                                              "ran to their end; what training uses) or 'multipl-e' (exit 0, "
+                                              "MultiPL-E's rule, for benchmark fidelity).")] = "strict",
 ) -> None:
     """Run each sample's program (prompt + completion + tests) and write one verdict per sample.
 
@@ -83,7 +86,8 @@ def execute(
     with user_errors():
         from rewardranker.execution.cli import execute_command
 
-        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console, task)
+        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console, task,
+                        verdict_rule=verdict_rule)
 
 # ----------------------------------------------------------------------------- metrics (issue 2)
 
@@ -194,7 +198,8 @@ def build_rm_data_cmd(
         from rewardranker.problems import load_problems
         from rewardranker.reward.mutants import build_rm_data
 
-        stats = build_rm_data(load_problems(problems), out, per_problem, seed, ExecutionConfig(workers=workers))
+        stats = build_rm_data(load_problems(problems), out, per_problem, seed, ExecutionConfig(workers=workers,
+                                                                                          verdict_rule="strict"))
         console.print(f"wrote {out}: {stats}")
 
 

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from rewardranker.errors import RewardRankerError
-from rewardranker.records import SampleKey, Score, Verdict
+from rewardranker.records import SampleKey, Score, Status, Verdict
 
 Key = tuple[str, int]
 
@@ -83,11 +83,16 @@ def group_outcomes(verdicts: Iterable[Verdict], scores: Iterable[Score] | None =
     """Group verdicts (and scores, matched by key) per (language, problem); a score without a verdict is an error.
 
     A score without a language (files written before scores carried one) matches by problem and sample id
-    when that id names one language only.
+    when that id names one language only. InfraError verdicts (the program was never judged) are left out,
+    with a warning.
     """
     by_problem: dict[tuple[str, str], ProblemOutcome] = {}
     keys: dict[tuple[str, str], list[int]] = {}
+    unjudged: set[tuple[str, str, int]] = set()
     for v in verdicts:
+        if v.status == Status.INFRA_ERROR:
+            unjudged.add((v.language, v.problem_id, v.sample_id))
+            continue
         o = by_problem.setdefault((v.language, v.problem_id), ProblemOutcome(v.problem_id, v.language, []))
         o.passed.append(bool(v.passed))
         keys.setdefault((v.language, v.problem_id), []).append(v.sample_id)
@@ -99,9 +104,12 @@ def group_outcomes(verdicts: Iterable[Verdict], scores: Iterable[Score] | None =
                 raise RewardRankerError(f"scores have no entry for problem {pid!r} ({lang or 'no language'}) "
                                         f"sample(s) {missing[:5]}")
             o.scores = [score_of[(lang, pid, sid)] for sid in keys[(lang, pid)]]
-        extra = set(score_of) - {(lang, pid, sid) for (lang, pid), sids in keys.items() for sid in sids}
+        extra = set(score_of) - {(lang, pid, sid) for (lang, pid), sids in keys.items() for sid in sids} - unjudged
         if extra:
             raise RewardRankerError(f"{len(extra)} scores match no verdict, e.g. {sorted(extra)[:3]}")
+    if unjudged:
+        warnings.warn(f"{len(unjudged)} verdicts are InfraError (the sandbox failed; not judged): left out of "
+                      f"every metric, e.g. {min(unjudged)}; rerun `execute` to judge them")
     return list(by_problem.values())
 
 

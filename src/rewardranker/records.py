@@ -15,12 +15,18 @@ SampleKey = tuple[str, str, int]  # (language, problem_id, sample_id)
 
 
 class Status(str, enum.Enum):
-    """Execution outcome; values map one-to-one onto MultiPL-E's statuses."""
+    """Execution outcome; the first four map one-to-one onto MultiPL-E's statuses. InfraError: the sandbox or a
+    compile server failed (twice), so the program was not judged: never cached, never a training label, not
+    counted in pass@k. Tampered (strict verdict rule only): MultiPL-E's rule would pass the run, but the tests
+    did not provably run to their end (early exit 0, exit handler, shutdown hook) or an override of the test
+    mechanism was detected; a failure, never a pass."""
 
     OK = "OK"
     EXCEPTION = "Exception"
     SYNTAX_ERROR = "SyntaxError"
     TIMEOUT = "Timeout"
+    INFRA_ERROR = "InfraError"
+    TAMPERED = "Tampered"
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class Verdict:
     stdout: str = ""  # capped excerpt (harnesses that report per-test results print them here)
     program_hash: str = ""
     cached: bool = False
+    verdict_rule: str = ""  # "strict" or "multipl-e": the rule `passed` follows
+    passed_multipl_e: bool | None = None  # MultiPL-E's exit-code rule: passed, or (strict) status Tampered
 
     @property
     def key(self) -> SampleKey:

@@ -18,19 +18,38 @@ def _open_text(path: Path, mode: str = "rt"):
     return gzip.open(path, mode, encoding="utf-8") if path.suffix == ".gz" else open(path, mode, encoding="utf-8")
 
 
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _decode_line(raw: bytes, path: Path, lineno: int) -> str:
+    """One line as text; a line that is not UTF-8 or holds a NUL byte is a RecordError naming file and line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(path, lineno, None, f"is not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                              f"{e.start + 1})") from None
+    if "\0" in line:
+        raise RecordError(path, lineno, None, f"holds a NUL byte at column {line.index(chr(0)) + 1} (write it "
+                                              "as \\u0000 inside a JSON string)")
+    return line
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for every non-blank line; gzip-aware.
 
     Raises RecordError naming the file and line for a line that is not a JSON object.
-    A truncated last line (a run killed mid-write) is also reported, never silently skipped.
+    A truncated last line (a run killed mid-write) is also reported, never silently skipped, and so are bytes
+    that are not UTF-8 and raw NUL bytes.
     """
     path = Path(path)
     if not path.exists():
         raise RecordError(path, None, None, "file does not exist")
     if path.is_dir():
         raise RecordError(path, None, None, "is a folder; expected a JSONL file")
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
+    with _open_bytes(path) as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = _decode_line(raw, path, lineno)
             if not line.strip():
                 continue
             try:

@@ -470,10 +470,12 @@ def reward_model_fn(model_dir: str, problems: list[Problem]) -> RewardFn:
 
 def execution_reward_fn(problems: list[Problem]) -> RewardFn:
     """1.0 when the completion passes its problem's tests, else 0.0 (sandboxed executor)."""
-    from rewardranker.execution.runner import execute
+    from rewardranker.execution.runner import ExecutionConfig, execute
+
+    cfg = ExecutionConfig(verdict_rule="strict")  # a policy optimised against exit codes learns to exit early
 
     def passed(prompts: list[str], completions: list[str]) -> list[float]:
         used, samples = _as_samples(problems, prompts, completions)
-        return [float(v.passed) for v in execute(used, samples, progress=False)]
+        return [float(v.passed) for v in execute(used, samples, cfg, progress=False)]
 
     return passed

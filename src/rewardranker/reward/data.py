@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +21,24 @@ class LabelledCandidates:
     passed: dict[Key, bool] | None
 
 
-def read_verdicts(path: str | Path, keys: list[Key] | None = None) -> dict[Key, bool]:
+def read_verdicts(path: str | Path, keys: list[Key] | None = None, unjudged: set[Key] | None = None
+                  ) -> dict[Key, bool]:
     """(language, problem_id, sample_id) -> passed, from VERDICTS JSONL (or a MultiPL-E results folder); verdicts
-    without a language are matched to `keys` by id."""
+    without a language are matched to `keys` by id. InfraError verdicts (never judged) are no label: their keys
+    go to `unjudged`."""
     from rewardranker.metrics import align_verdicts, load_verdicts
 
-    out = align_verdicts(load_verdicts(path), keys or [])
+    verdicts = load_verdicts(path)
+    lenient = sum(v.verdict_rule == "multipl-e" for v in verdicts)
+    judged = [v for v in verdicts if v.status != "InfraError"]
+    if unjudged is not None:
+        unjudged.update(align_verdicts([v for v in verdicts if v.status == "InfraError"], keys or []))
+    out = align_verdicts(judged, keys or [])
     if not out:
         raise RecordError(path, None, None, "file holds no verdicts")
+    if lenient:
+        warnings.warn(f"{path}: {lenient} verdicts follow MultiPL-E's exit-code rule, under which early exits "
+                      "pass; for training labels run `rewardranker execute` with the default --verdict-rule strict")
     return out
 
 
@@ -38,7 +50,11 @@ def load_labelled(samples: str | Path, verdicts: str | Path | None = None, probl
     if unknown:
         raise RewardRankerError(f"{samples}: {len(unknown)} problem ids have no problem definition, e.g. "
                                 f"{unknown[0]!r}: pass --problems (a problems file, or 'humaneval')")
-    passed = read_verdicts(verdicts, [s.key for s in cands.samples]) if verdicts else cands.labels
+    unjudged: set[Key] = set()
+    passed = read_verdicts(verdicts, [s.key for s in cands.samples], unjudged) if verdicts else cands.labels
+    if unjudged:  # the sandbox failed on these: leave them out of training rather than call them failures
+        warnings.warn(f"{verdicts}: {len(unjudged)} InfraError verdicts (never judged): those candidates are left out")
+        cands = dataclasses.replace(cands, samples=[s for s in cands.samples if s.key not in unjudged])
     if need_labels and passed is None:
         raise RewardRankerError(f"{samples}: no labels: pass --verdicts (from `rewardranker execute`) or use a "
                                 "reranking-layout file with reference_passed")

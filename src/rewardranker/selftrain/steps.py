@@ -153,8 +153,9 @@ def load_samples(path: Path) -> list[Sample]:
 
 
 def load_verdicts(path: Path) -> dict[tuple[str, str, int], bool]:
-    """(language, problem_id, sample_id) -> passed."""
-    return {(r.get("language") or "", r["problem_id"], r["sample_id"]): bool(r["passed"]) for r in read_jsonl(path)}
+    """(language, problem_id, sample_id) -> passed, for judged programs (InfraError verdicts get no label)."""
+    return {(r.get("language") or "", r["problem_id"], r["sample_id"]): bool(r["passed"]) for r in read_jsonl(path)
+            if r.get("status") != "InfraError"}
 
 
 def _execute(ctx: Context, problems: list[Problem], samples_path: Path, out: Path) -> None:
@@ -178,6 +179,7 @@ def rm_data(ctx: Context, k: int, out: Path) -> None:
     """Iteration 0: every sample. Iteration k: last data + new positives + hard negatives (weighted)."""
     samples = load_samples(ctx.path(f"iter_{k}/sample", "samples.jsonl"))
     passed = load_verdicts(ctx.path(f"iter_{k}/execute", "verdicts.jsonl"))
+    samples = [s for s in samples if (s.problem_id, s.sample_id) in passed]
     if k == 0:
         records = [_data_record(s, k, passed, 1.0, "sample") for s in samples]
         if ctx.cfg.reference_positives:  # every training problem gets a positive, so failures still make pairs
