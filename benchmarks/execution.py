@@ -80,10 +80,10 @@ def timed(problems, samples, cfg: ExecutionConfig) -> tuple[list, float]:
 
 
 TARGETS = {"cpp": 3.0, "java": 3.0, "ts": 3.0}  # others: 1.5
-STEPS = (("bare", dict(verdict_rule="multipl-e", seccomp=False, clean_state=False)),
-         ("+seccomp", dict(verdict_rule="multipl-e", seccomp=True, clean_state=False)),
-         ("+clean state", dict(verdict_rule="multipl-e", seccomp=True, clean_state=True)),
-         ("+strict", dict(verdict_rule="strict", seccomp=True, clean_state=True)))
+STEPS = (("bare", {"verdict_rule": "multipl-e", "seccomp": False, "clean_state": False}),
+         ("+seccomp", {"verdict_rule": "multipl-e", "seccomp": True, "clean_state": False}),
+         ("+clean state", {"verdict_rule": "multipl-e", "seccomp": True, "clean_state": True}),
+         ("+strict", {"verdict_rule": "strict", "seccomp": True, "clean_state": True}))
 
 
 def bench_hardening(lang: str, per_language: int, workers: int, tmp: Path) -> dict:
@@ -171,7 +171,7 @@ def agreement(workers: int, tmp: Path) -> dict:
     cfg = ExecutionConfig(workers=workers, timeout_s=3.0, cache_path=tmp / "agreement.sqlite",
                           verdict_rule="multipl-e")
     verdicts, wall = timed(cands.problems, cands.samples, cfg)
-    labels = [cands.labels[(s.problem_id, s.sample_id)] for s in cands.samples]
+    labels = [cands.labels[s.key] for s in cands.samples]
     agree = sum(v.passed == y for v, y in zip(verdicts, labels))
     wrong = [(v.problem_id, v.sample_id, v.status, y) for v, y in zip(verdicts, labels) if v.passed != y]
     print(f"python reference-label agreement: {agree}/{len(labels)} programs "

@@ -101,6 +101,9 @@ FORK_SERVER_STATE = {
                    "m._run_exitfuncs = lambda: os._exit(0)\nsys.modules['atexit'] = m\n",
     "int_subclass_exit_code": "    return 0\nclass C(int):\n    def __and__(self, other):\n        return 0\n"
                               "raise SystemExit(C(1))\n",
+    "patch_print": "    return 0\nimport builtins, os\nbuiltins.print = lambda *a, **k: os._exit(0)\nraise SystemExit('no')\n",
+    "fake_sys_modules": "    return 0\nimport sys, os\nclass M(dict):\n    def get(self, *a):\n        os._exit(0)\n"
+                        "sys.modules = M(sys.modules)\n",
     "sys_exit_0": "    return 0\nimport sys\nsys.exit(0)\n",  # passes in both (MultiPL-E's rule)
     "correct": "    return x + y\n",
 }

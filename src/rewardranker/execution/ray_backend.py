@@ -54,6 +54,7 @@ from rewardranker.execution.sandbox import (
     publish,
     remove_tree,
 )
+from rewardranker.problems import ProblemSet, find_problem, index_problems
 from rewardranker.records import Problem, Sample, Verdict
 
 MAX_TRIES = 3  # a program whose executor died this many times while running it gets status INFRA_ERROR
@@ -282,10 +283,12 @@ class RayExecutor:
         self.start_error = ""
 
     # -- public -------------------------------------------------------------------------------------------
-    def execute(self, problems: dict[str, Problem], samples: list[Sample], progress: bool = True) -> list[Verdict]:
+    def execute(self, problems: ProblemSet | dict[str, Problem], samples: list[Sample],
+                progress: bool = True) -> list[Verdict]:
         """Like `runner.execute`, on the cluster: verdicts in `samples` order."""
         cfg = self.cfg
-        used = sorted({problems[s.problem_id].language for s in samples if s.problem_id in problems})
+        problems = index_problems(problems)  # keyed by (language, problem_id)
+        used = sorted({find_problem(problems, s).language for s in samples})
         for language in used:
             langs.get(language).check()  # the driver computes the cache keys from its own toolchain versions
         items = _items(problems, samples, cfg)
@@ -587,7 +590,7 @@ def pool_for(cfg: ExecutionConfig) -> RayExecutor:
     return _POOLS[key]
 
 
-def execute_ray(problems: dict[str, Problem], samples: list[Sample], cfg: ExecutionConfig,
+def execute_ray(problems: ProblemSet, samples: list[Sample], cfg: ExecutionConfig,
                 progress: bool = True) -> list[Verdict]:
     """`execute()` on the Ray cluster named by `cfg.ray`; a fully cached run neither connects nor dispatches."""
     return pool_for(cfg).execute(problems, samples, progress)

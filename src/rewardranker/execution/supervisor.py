@@ -103,7 +103,7 @@ def _has_nul(path):
 
 def _run_python(path, _exit=os._exit, _SystemExit=SystemExit, _BaseException=BaseException,
                 _excepthook=sys.__excepthook__, _run_exitfuncs=atexit._run_exitfuncs, _index=int.__index__,
-                _int=int, _isinstance=isinstance, _type=type, _sys=sys):
+                _int=int, _isinstance=isinstance, _type=type, _print=print, _sys=sys, _modules=sys.modules):
     """Run a Python file as `__main__` the way `python3 -I -S path` does, then exit with its status.
 
     The program runs in this interpreter, so everything the exit status depends on is bound here, as default
@@ -134,19 +134,19 @@ def _run_python(path, _exit=os._exit, _SystemExit=SystemExit, _BaseException=Bas
             rc = 0
         except _SystemExit as e:
             rc = 1
-            rc = _exit_code(e, _index, _int, _isinstance, _sys)
+            rc = _exit_code(e, _index, _int, _isinstance, _print, _sys)
         except _BaseException as e:
             rc = 1
             tb = e.__traceback__
             while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
                 tb = tb.tb_next  # hide this supervisor's own frames, as a fresh interpreter would
             _excepthook(_type(e), e, tb)
-        _finalize(_run_exitfuncs, _sys)
+        _finalize(_run_exitfuncs, _sys, _modules)
     finally:
         _exit(rc)
 
 
-def _exit_code(e, _index, _int, _isinstance, _sys):
+def _exit_code(e, _index, _int, _isinstance, _print, _sys):
     """SystemExit's status as CPython computes it (an int subclass cannot fake its value)."""
     code = e.code
     if code is None:
@@ -154,28 +154,30 @@ def _exit_code(e, _index, _int, _isinstance, _sys):
     if _isinstance(code, _int):
         return _index(code) & 0xFF
     try:
-        print(code, file=_sys.stderr)
-    except BaseException:
+        _print(code, file=_sys.stderr)
+    except BaseException:  # noqa: BLE001, S110 -- whatever the program's object does, the status stays 1
         pass
     return 1
 
 
-def _finalize(_run_exitfuncs, _sys):
-    """What interpreter shutdown does that a program can observe: join threads, atexit, flush."""
-    threading = _sys.modules.get("threading")
+def _finalize(_run_exitfuncs, _sys, _modules):
+    """What interpreter shutdown does that a program can observe: join threads, atexit, flush.
+
+    Every failure is swallowed (as CPython's shutdown does): the status was decided before."""
+    threading = dict.get(_modules, "threading")  # the real module table, as CPython's shutdown uses
     try:
         if threading is not None:
             threading._shutdown()  # looked up at exit, as CPython's own shutdown does
-    except BaseException:
+    except BaseException:  # noqa: BLE001, S110
         pass
     try:
         _run_exitfuncs()  # the real atexit registry, whatever the program did to the atexit module
-    except BaseException:
+    except BaseException:  # noqa: BLE001, S110
         pass
     for stream in (_sys.stdout, _sys.stderr):
         try:
             stream.flush()
-        except BaseException:
+        except BaseException:  # noqa: BLE001, S110
             pass
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rewardranker.problems import ProblemSet, find_problem, index_problems
 from rewardranker.records import Problem, Sample
 
 
@@ -37,7 +38,7 @@ class ScorerActor:
                                     f"put it on a filesystem every node sees, or copy it to the same path")
         self.rm = RewardModel.load(model_dir)
 
-    def score(self, problems: dict[str, Problem], samples: list[Sample], batch_size: int | None) -> list[float]:
+    def score(self, problems: ProblemSet, samples: list[Sample], batch_size: int | None) -> list[float]:
         return self.rm.score(problems, samples, batch_size=batch_size, progress=False)
 
 
@@ -72,7 +73,7 @@ class RayRewardModel:
         self.actors = [remote.options(scheduling_strategy="SPREAD").remote(self.model_dir, self.cpus_per_actor)
                        for _ in range(n)]
 
-    def score(self, problems: dict[str, Problem], samples: list[Sample], batch_size: int | None = None,
+    def score(self, problems: ProblemSet | dict[str, Problem], samples: list[Sample], batch_size: int | None = None,
               progress: bool = True, features: np.ndarray | None = None) -> list[float]:
         """One reward per sample, in the order of `samples` (as `RewardModel.score`)."""
         if features is not None:
@@ -82,9 +83,10 @@ class RayRewardModel:
         self._ensure_actors()
         shards = shard_by_problem(samples, len(self.actors))
         refs = {}
+        problems = index_problems(problems)
         for actor, idx in zip(self.actors, shards):
             part = [samples[i] for i in idx]
-            mine = {s.problem_id: problems[s.problem_id] for s in part if s.problem_id in problems}
+            mine = index_problems({find_problem(problems, s).key: find_problem(problems, s) for s in part})
             refs[actor.score.remote(mine, part, batch_size)] = idx
         out = [0.0] * len(samples)
         bar = _bar(progress, len(samples))
@@ -117,9 +119,9 @@ class RayRewardModel:
 
 def shard_by_problem(samples: list[Sample], n: int) -> list[list[int]]:
     """Sample indices in `n` shards of whole problems, largest problems first onto the lightest shard."""
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
     for i, s in enumerate(samples):
-        groups.setdefault(s.problem_id, []).append(i)
+        groups.setdefault(s.problem_key, []).append(i)
     shards: list[list[int]] = [[] for _ in range(max(1, n))]
     for idx in sorted(groups.values(), key=len, reverse=True):
         min(shards, key=len).extend(idx)
