@@ -179,7 +179,7 @@ def rm_data(ctx: Context, k: int, out: Path) -> None:
     """Iteration 0: every sample. Iteration k: last data + new positives + hard negatives (weighted)."""
     samples = load_samples(ctx.path(f"iter_{k}/sample", "samples.jsonl"))
     passed = load_verdicts(ctx.path(f"iter_{k}/execute", "verdicts.jsonl"))
-    samples = [s for s in samples if (s.problem_id, s.sample_id) in passed]
+    samples = [s for s in samples if s.key in passed]  # (language, id, sample): the keys load_verdicts uses
     if k == 0:
         records = [_data_record(s, k, passed, 1.0, "sample") for s in samples]
         if ctx.cfg.reference_positives:  # every training problem gets a positive, so failures still make pairs
