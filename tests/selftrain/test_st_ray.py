@@ -65,6 +65,7 @@ def test_selftrain_on_a_ray_cluster_matches_the_local_run(ray_cluster, tmp_path)
         path.write_text(yaml.safe_dump(obj))
         run_dir = run_selftrain(SelfTrainConfig.from_file(path), tmp_path / name / "run", progress=False,
                                 log=lambda line: None).parent
+        assert bool(ray_backend._POOLS) == bool(ray), "the execute stages ran on the cluster exactly when asked"
         ray_backend.shutdown_pools()
         report = (run_dir / "report" / "report.json").read_text()
         scores = [(r["problem_id"], r["sample_id"], round(r["score"], 5))
