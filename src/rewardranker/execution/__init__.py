@@ -48,6 +48,44 @@ Not guaranteed:
 - Without root, there is no uid separation and programs can write the scratch root; without bwrap
   (`--unsafe-no-sandbox`) there is no isolation at all.
 
+Verdict rules (`ExecutionConfig.verdict_rule`, CLI `--verdict-rule`; the cache key holds the rule and
+`langs.base.HARNESS_VERSION`):
+- `multipl-e`: MultiPL-E's per-language rule on the unmodified program (status OK and exit 0; C# by mono's
+  stderr markers). For benchmark fidelity only: exit 0 before the tests, an exit handler or an overridden
+  assertion passes under it.
+- `strict` (the default, and what every training path uses: build-rm-data/mutants, PPO's execution reward,
+  selftrain's labels, hard negatives and pass rates; selftrain's config refuses another rule): the harness
+  weaves code into the *tests* (which the problem owns): its own assertion mechanism right after the
+  program's code (C++ `#undef`s + its own `assert`; Java/C# assertion statements call a harness class; JS/TS
+  use node's `assert` taken before the program ran; Python asserts become harness calls over plain builtin
+  values; bash checks get explicit failure handling), a count of the assertions that ran, and an epilogue
+  after the tests that writes `RR:<nonce>:OK` (a fresh random nonce per run) to fd 3, a pipe that only the
+  supervisor reads. `passed` = MultiPL-E's rule AND that message. A run MultiPL-E's rule would pass without
+  it is `Tampered`, as is a detected override (Python trace function or program-defined object in an
+  assertion; bash aliases or extdebug). The verdict carries `passed_multipl_e` (what MultiPL-E's rule says:
+  passed or Tampered; an override the harness neutralised instead of detecting, such as a C++
+  `#define assert`, fails both) and `verdict_rule` (tests whose shape a backend does not know run under `multipl-e`, and say so).
+  Guaranteed under strict: early exit 0 (every language), exit handlers, shutdown hooks, uncaught-exception
+  handlers, patched or macro-replaced assertion functions, an interposed `__assert_fail`, SIGABRT handlers,
+  removed C# trace listeners, stderr floods, Python tracers that skip assertions and objects that compare
+  equal to anything never pass (tests/execution/test_exec_verdict_adversarial.py, every language).
+  The Python fork server binds its exit path before the program runs, so patching `os._exit`,
+  `builtins.SystemExit`, `sys.modules['traceback']` or the `atexit` module cannot change the exit status
+  under either rule (a program's own `sys.excepthook` is not called, unlike in a plain `python3`).
+  Not guaranteed (what stays forgeable):
+  - A program written against this harness: the nonce is in its own source file (and binary/class file)
+    and fd 3 is open in its process, so it can write the OK message itself and exit 0. Evidence produced
+    inside the program's own process cannot be made unforgeable; strict removes the generic ways to pass
+    without solving (exit codes, handlers, overrides), not a targeted forgery.
+  - Helpers the tests call that live in the prompt (HumanEval/32's `poly`, /38 and /50's `encode_*`): the
+    completion can redefine them.
+  - Python: module attributes the tests use (`math.fabs`) are not snapshotted; assertions inside loops or
+    branches are not required to run (a tracer there is still reported); stdlib objects (generators,
+    Fraction) reach comparisons unchanged; a `Counter` is compared as a plain dict.
+  - C++: only identifiers used by the tests and the harness are `#undef`ed (standard macros such as NULL and
+    INT_MAX are kept); bash: program functions named like builtins (printf) are called by the epilogue, which
+    can only withhold the evidence.
+
 Modules: `runner` (execute, ExecutionConfig), `sandbox` (bubblewrap, rlimits, job directories), `supervisor`
 (the in-sandbox process runner), `syscall_filter` (the seccomp filters), `cache` (SQLite verdict cache),
 `servers` (persistent compilers), `langs/<lang>.py` (commands and MultiPL-E status rules per language).

@@ -1,8 +1,9 @@
 """The executor: assemble programs, look them up in the verdict cache, run the rest in parallel sandboxes.
 
 A program is `(sample.prompt if not None else problem.prompt) + sample.completion + "\\n" + problem.tests`
-(MultiPL-E's main.py). Identical programs (same text, language, timeout, toolchain) run once. `passed` is
-MultiPL-E's rule: status OK and exit code 0.
+(MultiPL-E's main.py). Identical programs (same text, language, timeout, toolchain, verdict rule) run once.
+`passed` follows `ExecutionConfig.verdict_rule`: `strict` (the default; langs/base.py says what it adds) or
+`multipl-e` (status OK and exit code 0, MultiPL-E's rule, for benchmark fidelity).
 Each program gets a fresh job directory made by the host; a program whose sandbox or compile server failed is
 run once more on a fresh sandbox, and is reported as InfraError (never cached) if that fails too; a Timeout seen
 while the machine was overloaded (load above the core count, or the program got less than half a CPU) is run
@@ -12,8 +13,10 @@ once more before it is cached.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import queue
+import secrets
 import stat
 import tempfile
 import time
@@ -26,7 +29,7 @@ from pathlib import Path
 from rewardranker.errors import ConfigError, RewardRankerError, SandboxError
 from rewardranker.execution import langs
 from rewardranker.execution.cache import VerdictCache, cache_key, default_cache_path
-from rewardranker.execution.langs.base import Job, Language
+from rewardranker.execution.langs.base import HARNESS_VERSION, VERDICT_RULES, Job, Language
 from rewardranker.execution.sandbox import (
     SUPERVISOR,
     InfraError,
@@ -43,6 +46,7 @@ from rewardranker.execution.sandbox import (
     run_once,
     write_new_file,
 )
+from rewardranker.problems import ProblemSet, find_problem, index_problems
 from rewardranker.records import Problem, Sample, Verdict
 from rewardranker.runio import content_hash
 
@@ -64,6 +68,7 @@ class ExecutionConfig:
     fast: bool = True  # amortised toolchains (PCH, compiler servers, fork server); False = MultiPL-E's commands
     use_cache: bool = True
     toolbox: Path | None = None  # built toolchain artefacts (PCH, servers); None: sandbox.default_toolbox()
+    verdict_rule: str = "strict"  # "strict" (training, default) or "multipl-e" (benchmark fidelity)
     # hardening steps, switchable only so that benchmarks/execution.py can measure what each one costs:
     seccomp: bool = True  # seccomp filters on every sandbox and program
     clean_state: bool = True  # restore /tmp, /dev (/dev/shm) and SysV IPC after every program
@@ -73,6 +78,8 @@ class ExecutionConfig:
             raise ConfigError("workers", f"= {self.workers!r}: must be an integer from 1 to {MAX_WORKERS}")
         if self.timeout_s is not None and not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0):
             raise ConfigError("timeout_s", f"= {self.timeout_s!r}: must be a positive number of seconds or None")
+        if self.verdict_rule not in VERDICT_RULES:
+            raise ConfigError("verdict_rule", f"= {self.verdict_rule!r}: must be one of {', '.join(VERDICT_RULES)}")
         if self.cache_path is not None:
             self.cache_path = Path(self.cache_path)
         self.toolbox = Path(self.toolbox) if self.toolbox else default_toolbox()
@@ -87,6 +94,9 @@ class _Item:
     program: str
     program_hash: str
     timeout_s: float
+    head: str = ""  # prompt + completion (the strict rule instruments what follows it)
+    tests: str = ""
+    rule: str = "multipl-e"  # the rule this program is judged by (strict needs tests it can instrument)
 
 
 class Slot:
@@ -115,7 +125,7 @@ class Slot:
             self.servers[language] = servers.start(language, self)
         return self.servers[language]
 
-    def new_job(self, lang: Language, program: str, timeout_s: float) -> Job:
+    def new_job(self, lang: Language, program: str, timeout_s: float, nonce: str | None = None) -> Job:
         """A fresh directory made by the host (owned by the worker's uid) holding the program's source."""
         self.counter += 1
         owner = self.uid if os.geteuid() == 0 else None
@@ -127,7 +137,7 @@ class Slot:
             write_new_file(fd, src.name, program.encode("utf-8"), owner)
         finally:
             os.close(fd)
-        return Job(workdir, src, timeout_s)
+        return Job(workdir, src, timeout_s, nonce)
 
     def remove_job(self, job: Job) -> None:
         """Delete the job's tree; if a dying sandbox's last processes still change it, what is left goes with
@@ -140,8 +150,8 @@ class Slot:
     def step(self, fast: bool):
         if fast:
             return self.sandbox.run
-        return lambda argv, cwd, timeout_s, limits, env=None, python=False: run_once(
-            self.sandbox, argv, cwd, timeout_s, limits, env)
+        return lambda argv, cwd, timeout_s, limits, env=None, python=False, channel=False: run_once(
+            self.sandbox, argv, cwd, timeout_s, limits, env, channel)
 
     def stop(self) -> None:
         """Stop the sandbox and the compile servers, and anything still running as the worker's uid."""
@@ -185,15 +195,19 @@ def run_item(slot: Slot, item: _Item, fast: bool) -> dict:
 
 def _run_item_once(slot: Slot, item: _Item, fast: bool) -> tuple[dict, bool]:
     lang = langs.get(item.language)
-    job = slot.new_job(lang, item.program, item.timeout_s)
+    nonce = secrets.token_hex(8) if item.rule == "strict" else None  # fresh per run, never in the cache key
+    program = item.program if nonce is None else lang.strict_program(item.head, item.tests, nonce)
+    if program is None:  # cannot happen for tests `_instrumentable` accepted; judged by MultiPL-E's rule then
+        program, nonce = item.program, None
+    job = slot.new_job(lang, program, item.timeout_s, nonce)
     start = time.monotonic()
     try:
         comp, run = lang.execute(slot, job, fast, slot.step(fast))
     finally:
         slot.remove_job(job)
-    status, exit_code = lang.classify(comp, run)
+    verdict = lang.verdict(comp, run, nonce)
     last: StepResult = run if run is not None else comp  # type: ignore[assignment]
-    fields = {"status": status, "passed": status == "OK" and exit_code == 0, "exit_code": exit_code,
+    fields = {"status": verdict["status"], "passed": verdict["passed"], "exit_code": verdict["exit_code"],
               "duration_s": round(time.monotonic() - start, 4), "stderr": last.stderr, "stdout": last.stdout}
     return fields, any(step is not None and step.timed_out and overloaded(step) for step in (comp, run))
 
@@ -210,30 +224,39 @@ def program_text(problem: Problem, sample: Sample) -> str:
     return prompt + sample.completion + "\n" + problem.tests
 
 
-def _items(problems: dict[str, Problem], samples: list[Sample], cfg: ExecutionConfig) -> list[_Item]:
+def _items(problems: ProblemSet, samples: list[Sample], cfg: ExecutionConfig) -> list[_Item]:
     items = []
     for s in samples:
-        problem = problems.get(s.problem_id)
-        if problem is None:
-            raise RewardRankerError(f"sample {s.problem_id!r}/{s.sample_id}: no problem with id "
-                                    f"{s.problem_id!r} among the {len(problems)} problems given")
+        problem = find_problem(problems, s)
         lang = langs.get(problem.language)
         program = program_text(problem, s)
         timeout = float(cfg.timeout_s) if cfg.timeout_s is not None else lang.run_timeout_s
         h = content_hash(program)
-        key = cache_key(h, problem.language, timeout, lang.version + ("|fast" if cfg.fast else "|plain"), cfg.sandbox)
-        items.append(_Item(key, problem.language, program, h, timeout))
+        rule = "strict" if cfg.verdict_rule == "strict" and _instrumentable(lang, problem.tests) else "multipl-e"
+        toolchain = lang.version + ("|fast" if cfg.fast else "|plain") + f"|{rule}|{HARNESS_VERSION}"
+        key = cache_key(h, problem.language, timeout, toolchain, cfg.sandbox)
+        head = program[:len(program) - len(problem.tests) - 1]
+        items.append(_Item(key, problem.language, program, h, timeout, head, problem.tests, rule))
     return items
 
 
-def execute(problems: dict[str, Problem] | Iterable[Problem], samples: list[Sample],
+def _instrumentable(lang: Language, tests: str) -> bool:
+    """Whether the strict harness can be woven into these tests (a property of the tests alone)."""
+    return _instrumentable_by_name(lang.name, tests)
+
+
+@functools.lru_cache(maxsize=4096)
+def _instrumentable_by_name(language: str, tests: str) -> bool:
+    return langs.get(language).strict_program("", tests, "0" * 16) is not None
+
+
+def execute(problems: ProblemSet | Iterable[Problem], samples: list[Sample],
             cfg: ExecutionConfig | None = None, progress: bool = True) -> list[Verdict]:
     """Run every sample's program against its problem's tests; verdicts come back in `samples` order."""
     cfg = cfg or ExecutionConfig()
-    if not isinstance(problems, dict):
-        problems = {p.problem_id: p for p in problems}
+    problems = index_problems(problems)  # keyed by (language, problem_id)
     check_available(cfg.sandbox, cfg.allow_unsandboxed)
-    used = sorted({problems[s.problem_id].language for s in samples if s.problem_id in problems})
+    used = sorted({find_problem(problems, s).language for s in samples})
     for language in used:
         langs.get(language).check()
     items = _items(problems, samples, cfg)
@@ -248,7 +271,9 @@ def execute(problems: dict[str, Problem] | Iterable[Problem], samples: list[Samp
         if cache is not None:
             cache.close()
     return [Verdict(problem_id=s.problem_id, sample_id=s.sample_id, language=it.language,
-                    program_hash=it.program_hash, cached=it.key in cached, **results[it.key])
+                    program_hash=it.program_hash, cached=it.key in cached, verdict_rule=it.rule,
+                    passed_multipl_e=results[it.key]["passed"] or results[it.key]["status"] == "Tampered",
+                    **results[it.key])
             for s, it in zip(samples, items)]
 
 

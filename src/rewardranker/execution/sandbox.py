@@ -96,6 +96,7 @@ class StepResult:
     stdout_full: bytes = field(default=b"", repr=False)  # first 64 KiB, for status rules that scan stdout
     stderr_full: bytes = field(default=b"", repr=False)  # first 64 KiB of stderr
     cpu_s: float | None = None  # CPU time of the step's processes (user + system), when known
+    channel: str = ""  # what the program wrote to fd 3 (the strict verdict rule's evidence), when asked for
 
 
 def _is_root() -> bool:
@@ -228,13 +229,14 @@ class Sandbox:
         return cmd + argv
 
     def popen(self, argv: list[str], chdir: str = "/tmp/w", prefix: list[str] | None = None,
-              **kw) -> subprocess.Popen:
+              pass_fds: tuple[int, ...] = (), **kw) -> subprocess.Popen:
         """Start `argv` in a new bwrap of this sandbox's configuration, with the seccomp filter when enabled and
         nothing of the host's environment (bwrap itself, the sandbox's pid 1, gets only PATH)."""
         fd = _memfd(seccomp_filters()[0]) if self.seccomp else None
         try:
             return subprocess.Popen((prefix or []) + self.command(argv, chdir, fd), env=HOST_ENV,
-                                    pass_fds=() if fd is None else (fd,), **kw, **self.popen_kwargs())
+                                    pass_fds=pass_fds + (() if fd is None else (fd,)), **kw,
+                                    **self.popen_kwargs())
         finally:
             if fd is not None:
                 os.close(fd)
@@ -262,7 +264,7 @@ class Sandbox:
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, argv: list[str], cwd: Path, timeout_s: float, limits: Limits,
-            env: dict[str, str] | None = None, python: bool = False) -> StepResult:
+            env: dict[str, str] | None = None, python: bool = False, channel: bool = False) -> StepResult:
         """Run one command inside the sandbox; cwd is a host path under the scratch dir.
 
         Its output comes back through the supervisor's pipe (the supervisor keeps it in memory files the
@@ -271,7 +273,7 @@ class Sandbox:
         """
         req = {"argv": argv, "cwd": self.inside(cwd), "timeout": timeout_s, "python": python,
                "limits": limits.as_dict(int(timeout_s) + 1, with_nproc=_is_root()),
-               "env": env or {"PATH": PATH_ENV}, "head": HEAD_BYTES, "clean": self.clean_state}
+               "env": env or {"PATH": PATH_ENV}, "head": HEAD_BYTES, "clean": self.clean_state, "channel": channel}
         if self.seccomp:
             req["filter"] = seccomp_filters()[1].hex()
         with self.lock:
@@ -282,7 +284,7 @@ class Sandbox:
             if "infra" in answer:
                 raise InfraError(f"sandbox supervisor: {answer['infra']}")
             result = StepResult(int(answer["exit"]), bool(answer["timed_out"]), float(answer["duration"]),
-                                cpu_s=float(answer["cpu"]))
+                                cpu_s=float(answer["cpu"]), channel=str(answer.get("channel", "")))
             result.stdout_full = base64.b64decode(answer["stdout"])[:HEAD_BYTES]
             result.stderr_full = base64.b64decode(answer["stderr"])[:HEAD_BYTES]
         except (KeyError, TypeError, ValueError) as e:
@@ -510,22 +512,32 @@ def _unlink(dir_fd: int, name: str) -> None:
 
 
 def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, limits: Limits,
-             env: dict[str, str] | None = None) -> StepResult:
+             env: dict[str, str] | None = None, channel: bool = False) -> StepResult:
     """One command in a fresh bwrap, as a per-program harness would run it (the benchmark's baseline).
 
     Same namespaces, binds, uid, rlimits and seccomp filter as `Sandbox.run`, but a new sandbox per command.
     Output goes to anonymous host files (no name in the scratch dir, so nothing the program can swap).
+    With `channel`, the command gets a pipe on fd 3 (placed there by a `bash` wrapper), read back afterwards.
     """
+    chan = os.pipe() if channel else None
+    if chan:
+        if _is_root():  # Java and C# reopen it through /dev/fd/3, which checks the pipe's owner
+            os.fchown(chan[1], sandbox.uid, sandbox.uid)
+        move = f"exec 3>&{chan[1]} {chan[1]}>&-; " if chan[1] != 3 else ""
+        argv = ["/usr/bin/bash", "-c", move + 'exec "$@"', "bash", *argv]  # dash: one-digit fds only
     lim = limits.as_dict(int(timeout_s) + 1, with_nproc=_is_root())
     prl = ["/usr/bin/prlimit", f"--as={lim['as']}", f"--fsize={lim['fsize']}", f"--nofile={lim['nofile']}",
            f"--cpu={lim['cpu']}:{lim['cpu'] + 1}", "--core=0"] + ([f"--nproc={lim['nproc']}"] if "nproc" in lim else [])
     inner = ["/usr/bin/env", "-i"] + [f"{k}={v}" for k, v in (env or {"PATH": PATH_ENV}).items()] + argv
     start = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        fds = (chan[1],) if chan else ()
         p = sandbox.popen(inner, chdir=sandbox.inside(cwd), prefix=prl + ["--"], stdin=subprocess.DEVNULL,
-                          stdout=out, stderr=err) if sandbox.sandboxed else \
+                          stdout=out, stderr=err, pass_fds=fds) if sandbox.sandboxed else \
             subprocess.Popen(prl + ["--"] + inner, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             env=HOST_ENV, **sandbox.popen_kwargs())
+                             env=HOST_ENV, pass_fds=fds, **sandbox.popen_kwargs())
+        if chan:
+            os.close(chan[1])
         try:
             code, timed_out = p.wait(timeout=timeout_s), False
         except subprocess.TimeoutExpired:
@@ -536,4 +548,11 @@ def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, lim
         res = StepResult(code, timed_out, time.monotonic() - start)
         res.stdout_full, res.stderr_full = _read_fd_head(out.fileno()), _read_fd_head(err.fileno())
     res.stdout, res.stderr = _decode_head(res.stdout_full), _decode_head(res.stderr_full)
+    if chan:
+        os.set_blocking(chan[0], False)
+        try:
+            res.channel = os.read(chan[0], 4096).decode("utf-8", "replace")
+        except OSError:
+            pass
+        os.close(chan[0])
     return res

@@ -16,12 +16,16 @@ It is a child subreaper, so orphans come back to it: it reaps them and counts th
 program (when "clean"), /tmp and /dev are restored to what they held at start and SysV IPC objects removed.
 
 Request keys: argv, cwd, timeout, limits {as, nproc, fsize, cpu, nofile}, env, python (bool: run argv[-1]
-in-process instead of exec'ing argv), head (bytes of each stream to return), clean (bool), filter (hex BPF).
-First line written: {"ready": true}. Answer keys: exit (int; -signal when killed by a signal; -1 on timeout), timed_out, duration, cpu (seconds of
+in-process instead of exec'ing argv), head (bytes of each stream to return), clean (bool), filter (hex BPF),
+channel (bool: give the program a pipe on fd 3, the strict verdict rule's evidence channel, which only the
+harness's epilogue writes to; the answer's "channel" holds the first 4 KiB written to it).
+First line written: {"ready": true}. Answer keys: exit (int; -signal when killed by a signal; -1 on timeout),
+timed_out, duration, cpu (seconds of
 CPU of the program's processes), stdout, stderr (base64 of their first `head` bytes), stdout_bytes,
 stderr_bytes; or infra (a message) when the supervisor itself failed.
 """
 
+import atexit
 import base64
 import ctypes
 import json
@@ -38,6 +42,7 @@ _LIMITS = {"as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC, "fsize": re
 _LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_CHILD_SUBREAPER, SECCOMP_MODE_FILTER = 4, 22, 36, 2
 CLEAN_ROOTS = ("/tmp", "/dev")
+CHANNEL_FD = 3
 
 
 class _SockFprog(ctypes.Structure):
@@ -57,7 +62,7 @@ def _install_filter(bpf):
         raise OSError(ctypes.get_errno(), "installing the program's seccomp filter")
 
 
-def _child(req, out_fd, err_fd):
+def _child(req, out_fd, err_fd, channel_w=None):
     """Runs in the forked child: new session, limits, redirected fds, stacked filter; never returns."""
     try:
         os.setsid()
@@ -68,7 +73,9 @@ def _child(req, out_fd, err_fd):
         fd0 = os.open("/dev/null", os.O_RDONLY)
         for src, dst in ((fd0, 0), (out_fd, 1), (err_fd, 2)):
             os.dup2(src, dst)
-        os.closerange(3, 1 << 16)  # the protocol pipes must not leak into the program
+        if channel_w is not None:
+            os.dup2(channel_w, CHANNEL_FD)
+        os.closerange(CHANNEL_FD + (channel_w is not None), 1 << 16)  # the protocol pipes must not leak
         for sig in (signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         if req.get("filter"):
@@ -94,64 +101,83 @@ def _has_nul(path):
         return False
 
 
-def _run_python(path):
-    """Run a Python file as `__main__` the way `python3 -I -S path` does, then exit with its status."""
-    import builtins
-    import types
+def _run_python(path, _exit=os._exit, _SystemExit=SystemExit, _BaseException=BaseException,
+                _excepthook=sys.__excepthook__, _run_exitfuncs=atexit._run_exitfuncs, _index=int.__index__,
+                _int=int, _isinstance=isinstance, _type=type, _print=print, _sys=sys, _modules=sys.modules):
+    """Run a Python file as `__main__` the way `python3 -I -S path` does, then exit with its status.
 
-    depth, f = 0, sys._getframe()
-    while f is not None:
-        depth, f = depth + 1, f.f_back
-    sys.setrecursionlimit(1000 + depth)  # a fresh interpreter starts at depth ~1: keep the same headroom
-    mod = types.ModuleType("__main__")
-    mod.__file__, mod.__builtins__ = path, builtins
-    sys.modules["__main__"], sys.argv = mod, [path]
-    sys.stdin = open(0, "r", closefd=False)
-    sys.stdout = open(1, "w", closefd=False)
-    sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")
-    rc = 0
+    The program runs in this interpreter, so everything the exit status depends on is bound here, as default
+    arguments, before the program starts: a program that patches `os._exit`, `builtins.SystemExit`, the
+    `traceback` module, `atexit` or this supervisor's globals cannot change the status. What it can still do
+    is what it could do in a fresh `python3`: exit itself (`os._exit(0)`) from its own code, from an atexit
+    function or from a `threading._shutdown` it replaced. The strict verdict rule does not trust exit 0 alone.
+    """
+    rc = 1
     try:
-        with open(path, "rb") as fh:
-            code = compile(fh.read(), path, "exec", dont_inherit=True)
-        exec(code, mod.__dict__)
-    except SystemExit as e:
-        rc = _exit_code(e)
-    except BaseException as e:
-        import traceback
+        import builtins
+        import types
 
-        tb = e.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-            tb = tb.tb_next  # hide this supervisor's own frames, as a fresh interpreter would
-        traceback.print_exception(type(e), e, tb)
-        rc = 1
-    _finalize()
-    os._exit(rc)
+        depth, f = 0, _sys._getframe()
+        while f is not None:
+            depth, f = depth + 1, f.f_back
+        _sys.setrecursionlimit(1000 + depth)  # a fresh interpreter starts at depth ~1: keep the same headroom
+        mod = types.ModuleType("__main__")
+        mod.__file__, mod.__builtins__ = path, builtins
+        _sys.modules["__main__"], _sys.argv = mod, [path]
+        _sys.stdin = open(0, "r", closefd=False)
+        _sys.stdout = open(1, "w", closefd=False)
+        _sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")
+        try:
+            with open(path, "rb") as fh:
+                code = compile(fh.read(), path, "exec", dont_inherit=True)
+            exec(code, mod.__dict__)
+            rc = 0
+        except _SystemExit as e:
+            rc = 1
+            rc = _exit_code(e, _index, _int, _isinstance, _print, _sys)
+        except _BaseException as e:
+            rc = 1
+            tb = e.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+                tb = tb.tb_next  # hide this supervisor's own frames, as a fresh interpreter would
+            _excepthook(_type(e), e, tb)
+        _finalize(_run_exitfuncs, _sys, _modules)
+    finally:
+        _exit(rc)
 
 
-def _exit_code(e):
-    if e.code is None:
+def _exit_code(e, _index, _int, _isinstance, _print, _sys):
+    """SystemExit's status as CPython computes it (an int subclass cannot fake its value)."""
+    code = e.code
+    if code is None:
         return 0
-    if isinstance(e.code, int):
-        return e.code & 0xFF
-    print(e.code, file=sys.stderr)
+    if _isinstance(code, _int):
+        return _index(code) & 0xFF
+    try:
+        _print(code, file=_sys.stderr)
+    except BaseException:  # noqa: BLE001, S110 -- whatever the program's object does, the status stays 1
+        pass
     return 1
 
 
-def _finalize():
-    """What interpreter shutdown does that a program can observe: join threads, atexit, flush."""
-    threading = sys.modules.get("threading")
+def _finalize(_run_exitfuncs, _sys, _modules):
+    """What interpreter shutdown does that a program can observe: join threads, atexit, flush.
+
+    Every failure is swallowed (as CPython's shutdown does): the status was decided before."""
+    threading = dict.get(_modules, "threading")  # the real module table, as CPython's shutdown uses
     try:
         if threading is not None:
-            threading._shutdown()
-        import atexit
-
-        atexit._run_exitfuncs()
-    except BaseException:
+            threading._shutdown()  # looked up at exit, as CPython's own shutdown does
+    except BaseException:  # noqa: BLE001, S110
         pass
-    for stream in (sys.stdout, sys.stderr):
+    try:
+        _run_exitfuncs()  # the real atexit registry, whatever the program did to the atexit module
+    except BaseException:  # noqa: BLE001, S110
+        pass
+    for stream in (_sys.stdout, _sys.stderr):
         try:
             stream.flush()
-        except BaseException:
+        except BaseException:  # noqa: BLE001, S110
             pass
 
 
@@ -294,14 +320,28 @@ def _take_output(fd, head):
     return base64.b64encode(data).decode("ascii"), size
 
 
+def _read_channel(fd):
+    """What the program's fd 3 received (non-blocking: a leftover writer cannot hang us), capped at 4 KiB."""
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
 def handle(req, sandboxed, baseline=None):
     out_fd = os.memfd_create("stdout", os.MFD_CLOEXEC)
     err_fd = os.memfd_create("stderr", os.MFD_CLOEXEC)
     cpu_before = _cpu_of_children()
     start = time.monotonic()
+    channel = os.pipe() if req.get("channel") else None
     pid = os.fork()
     if pid == 0:
-        _child(req, out_fd, err_fd)
+        _child(req, out_fd, err_fd, channel[1] if channel else None)
+    if channel:
+        os.close(channel[1])
     status, timed_out = _wait(pid, float(req["timeout"]))
     duration = time.monotonic() - start
     restart = False
@@ -325,6 +365,8 @@ def handle(req, sandboxed, baseline=None):
               "duration": duration, "cpu": _cpu_of_children() - cpu_before, "restart": restart}
     answer["stdout"], answer["stdout_bytes"] = _take_output(out_fd, head)
     answer["stderr"], answer["stderr_bytes"] = _take_output(err_fd, head)
+    if channel:
+        answer["channel"] = _read_channel(channel[0])
     return answer
 
 

@@ -450,8 +450,9 @@ def _as_samples(problems: list[Problem], prompts: list[str], completions: list[s
     missing = [pr for pr in prompts if pr not in by_prompt]
     if missing:
         raise RewardRankerError(f"prompt {missing[0][:60]!r} matches none of the PPO problems")
-    used = {by_prompt[pr].problem_id: by_prompt[pr] for pr in prompts}
-    return used, [Sample(by_prompt[pr].problem_id, i, c) for i, (pr, c) in enumerate(zip(prompts, completions))]
+    used = {by_prompt[pr].key: by_prompt[pr] for pr in prompts}
+    return used, [Sample(by_prompt[pr].problem_id, i, c, language=by_prompt[pr].language)
+                  for i, (pr, c) in enumerate(zip(prompts, completions))]
 
 
 def reward_model_fn(model_dir: str, problems: list[Problem]) -> RewardFn:
@@ -469,10 +470,12 @@ def reward_model_fn(model_dir: str, problems: list[Problem]) -> RewardFn:
 
 def execution_reward_fn(problems: list[Problem]) -> RewardFn:
     """1.0 when the completion passes its problem's tests, else 0.0 (sandboxed executor)."""
-    from rewardranker.execution.runner import execute
+    from rewardranker.execution.runner import ExecutionConfig, execute
+
+    cfg = ExecutionConfig(verdict_rule="strict")  # a policy optimised against exit codes learns to exit early
 
     def passed(prompts: list[str], completions: list[str]) -> list[float]:
         used, samples = _as_samples(problems, prompts, completions)
-        return [float(v.passed) for v in execute(used, samples, progress=False)]
+        return [float(v.passed) for v in execute(used, samples, cfg, progress=False)]
 
     return passed
