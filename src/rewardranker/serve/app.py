@@ -227,6 +227,7 @@ def create_app(engine: Engine) -> FastAPI:
     return app
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}  # pydantic's union-member labels in `loc`
 KNOWN_ROUTES = {"/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/score",
                 "/v1/execute", "/openrlhf/reward"}
 
@@ -264,7 +265,8 @@ async def parse(request: Request, model: type[BaseModel]) -> Any:
         return model.model_validate(obj)
     except ValidationError as e:
         first = e.errors()[0]
-        param = ".".join(str(x) for x in first["loc"]) or None
+        param = ".".join(str(x) for x in first["loc"] if isinstance(x, int) or x.isidentifier() and x not in
+                         _TYPE_TAGS) or None
         what = f"field '{param}'" if param else "body"
         msg = first["msg"].removeprefix("Value error, ")
         more = f" (and {e.error_count() - 1} more errors)" if e.error_count() > 1 else ""
