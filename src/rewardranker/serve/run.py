@@ -7,6 +7,7 @@ On a signal uvicorn stops accepting connections and lets in-flight requests fini
 from __future__ import annotations
 
 import logging
+import signal
 
 from rewardranker.serve.engine import Engine, ServeConfig
 
@@ -32,4 +33,9 @@ def serve(cfg: ServeConfig) -> None:
     server = build_server(cfg)
     LOG.info("serving on http://%s:%d (generator %s, reward model %s, %d workers, queue %d)", cfg.host, cfg.port,
              server.config.app.state.engine.generator.name, cfg.model, cfg.workers, cfg.max_queue)
+    # uvicorn re-raises the signal that stopped it once shutdown is done; after a graceful shutdown that is
+    # a normal exit (status 0), so the handlers it restores are no-ops
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     server.run()
+    LOG.info("shut down: in-flight requests finished")
