@@ -211,7 +211,9 @@ def openrlhf_rewards(judge: Judge | None, queries: list[str], prompts: list[str]
         language, tests = "py", label
         if isinstance(label, dict):
             language, tests = language_of(label.get("language")), label.get("tests")
-        rows.append(Row(prompt=prompt, code=extract_code(response), language=language, tests=tests_text(tests)))
+        fenced = "```" in response  # a chat answer: run its code block; else the response continues the prompt
+        rows.append(Row(prompt=prompt, code=extract_code(response), language=language, tests=tests_text(tests),
+                        exec_prompt="" if fenced else prompt))
     rewards, verdicts = judge_rows(rows, judge)
     passed = [float(bool(v and v["passed"])) for v in verdicts]
     return {"rewards": rewards, "scores": rewards, "extra_logs": {"passed": passed}}
