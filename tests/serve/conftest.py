@@ -23,7 +23,7 @@ def exec_cache(tmp_path_factory) -> Path:
 
 def make_config(models, exec_cache, **kw) -> ServeConfig:
     gen, rm = models
-    base = dict(model=rm, port=free_port(), cache_path=exec_cache, max_tokens=12, torch_threads=1)
+    base = {"model": rm, "port": free_port(), "cache_path": exec_cache, "max_tokens": 12, "torch_threads": 1}
     if "upstream" not in kw:
         base["generator"] = gen
     return ServeConfig(**{**base, **kw})

@@ -63,8 +63,8 @@ def test_chat_with_tests_executes_every_candidate_and_reports_verdicts(client):
 
 
 def test_streaming_sends_the_chosen_answer_after_ranking(client):
-    kw = dict(model="best-of-3/local", messages=[{"role": "user", "content": "def f5(x):\n"}], max_tokens=8,
-              seed=11)
+    kw = {"model": "best-of-3/local", "messages": [{"role": "user", "content": "def f5(x):\n"}], "max_tokens": 8,
+              "seed": 11}
     whole = client.chat.completions.create(**kw)
     chunks = list(client.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

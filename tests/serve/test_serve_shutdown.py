@@ -21,8 +21,8 @@ def test_sigterm_finishes_the_in_flight_request_then_exits_cleanly(models, exec_
     port = free_port()
     cmd = [sys.executable, "-m", "rewardranker", "serve", "--model", str(rm), "--generator", str(gen),
            "--port", str(port), "--threads", "1", "--cache", str(tmp_path / "cache.sqlite")]
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(cmd, stderr=log, stdout=log, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    with open(tmp_path / "server.log", "w") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, stderr=log, stdout=log, env={**os.environ, "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -55,7 +55,6 @@ def test_sigterm_finishes_the_in_flight_request_then_exits_cleanly(models, exec_
     finally:
         if proc.poll() is None:
             proc.kill()
-        log.close()
     assert refused  # no new connections once shutting down
     r = result["r"]
     assert r.status_code == 200
