@@ -351,6 +351,8 @@ def serve_cmd(
     upstream: Annotated[Optional[str], typer.Option(help="or an OpenAI-compatible server to sample from, URL up to "
                                                          "/v1 (vLLM, llama.cpp, TGI); key: $REWARDRANKER_UPSTREAM_API_KEY")] = None,
     upstream_model: Annotated[str, typer.Option(help="the upstream's served model name")] = "",
+    upstream_chat: Annotated[bool, typer.Option(help="send chat requests to the upstream's /chat/completions "
+                                                     "(else render them into a plain prompt)")] = True,
     host: Annotated[str, typer.Option(help="address to listen on; anything but 127.0.0.1 needs an API key")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
     workers: Annotated[int, typer.Option(help="requests processed at once (threads sharing the one loaded "
@@ -375,6 +377,7 @@ def serve_cmd(
         from rewardranker.serve.run import serve
 
         serve(ServeConfig(model=model, generator=generator, upstream=upstream, upstream_model=upstream_model,
+                          upstream_chat=upstream_chat,
                           host=host, port=port, workers=workers, max_queue=max_queue,
                           request_timeout_s=request_timeout, api_key=api_key, n_candidates=n_candidates,
                           max_candidates=max_candidates, max_tokens=max_tokens, exec_workers=exec_workers,

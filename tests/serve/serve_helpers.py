@@ -96,10 +96,12 @@ class ScriptedUpstream:
                 with outer.lock:
                     text = outer.texts[outer.calls % len(outer.texts)]
                     outer.calls += 1
-                    outer.bodies.append(body)
+                    outer.bodies.append({**body, "path": self.path})
                 time.sleep(outer.delay_s)
-                data = json.dumps({"choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
-                                   "usage": {"prompt_tokens": 3, "completion_tokens": 5}}).encode()
+                choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                          if self.path.endswith("/chat/completions") else
+                          {"index": 0, "text": text, "finish_reason": "stop"})
+                data = json.dumps({"choices": [choice], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

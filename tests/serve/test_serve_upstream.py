@@ -27,10 +27,24 @@ def test_tests_put_passing_candidates_first_over_the_reward_model(models, exec_c
         assert tested.choices[0].text == BAD  # the only candidate that passes wins
         assert tested.choices[0].rewardranker["verdict"]["passed"] is True
         assert sum(c["passed"] for c in tested.rewardranker["candidates"]) == 1
-        assert tested.usage.completion_tokens == 4 * 5  # the upstream's count, for all N
+        assert tested.usage.completion_tokens == 4 * 5  # the upstream's counts, for all N
+        assert tested.usage.prompt_tokens == 4 * 3
     bodies = up.bodies[:4]
     assert all(b["model"] == "coder" and b["n"] == 1 and b["prompt"] == "def f(x):\n" for b in bodies)
     assert len({b["seed"] for b in bodies}) == 4  # each candidate has its own seed
+
+
+def test_chat_is_forwarded_to_the_upstream_chat_endpoint_and_its_code_block_is_executed(models, exec_cache):
+    fenced = "Sure:\n```python\ndef f(x):\n" + BAD + "```\n"
+    with ScriptedUpstream([GOOD, fenced, GOOD]) as up, \
+            ThreadServer(make_config(models, exec_cache, upstream=up.url, upstream_model="coder")) as srv:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0)
+        messages = [{"role": "system", "content": "Write Python."}, {"role": "user", "content": "f subtracts one"}]
+        r = client.chat.completions.create(model="best-of-3/coder", messages=messages,
+                                           extra_body={"tests": [SUBTRACTS]})
+        assert r.choices[0].message.content == fenced and r.choices[0].rewardranker["verdict"]["passed"]
+        assert r.usage.prompt_tokens == 3 * 3 and r.usage.completion_tokens == 3 * 5
+    assert all(b["path"].endswith("/chat/completions") and b["messages"] == messages for b in up.bodies)
 
 
 def test_an_unreachable_upstream_is_a_502_after_its_retries(models, exec_cache):

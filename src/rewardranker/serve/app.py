@@ -177,8 +177,10 @@ def create_app(engine: Engine) -> FastAPI:
         body = await parse(request, schemas.ChatCompletionRequest)
         prompt = engine.generator.render_chat([(m.role, m.text) for m in body.messages])
         job = make_job(body, prompt, True, cfg)
+        job.messages = [{"role": m.role, "content": m.text} for m in body.messages]
         request.state.log = {"n_candidates": job.n_candidates, "rerank": job.rerank}
         outcome = await run(engine.best_of_n, job)
+        request.state.log.update(outcome.timings_ms)
         metrics.candidates.inc(job.n_candidates)
         metrics.count_verdicts(outcome.executions)
         return respond(completion_body(body, job, outcome, chat=True), body, chat=True)
@@ -189,6 +191,7 @@ def create_app(engine: Engine) -> FastAPI:
         job = make_job(body, body.prompt, False, cfg)
         request.state.log = {"n_candidates": job.n_candidates, "rerank": job.rerank}
         outcome = await run(engine.best_of_n, job)
+        request.state.log.update(outcome.timings_ms)
         metrics.candidates.inc(job.n_candidates)
         metrics.count_verdicts(outcome.executions)
         return respond(completion_body(body, job, outcome, chat=False), body, chat=False)

@@ -12,6 +12,8 @@ import dataclasses
 import random
 import re
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.generation.backend import Generation, Request, sample_seed
 from rewardranker.generation.config import GenerationConfig
+from rewardranker.generation.openai_server import OpenAIBackend
 from rewardranker.problems import truncate
 from rewardranker.records import Problem, Sample, Verdict
 
@@ -49,7 +52,8 @@ class ServeConfig:
     max_tokens_limit: int = 2048
     upstream_retries: int = 3
     upstream_timeout_s: float = 60.0
-    upstream_concurrency: int = 16
+    upstream_concurrency: int = 16  # upstream calls in flight per request
+    upstream_chat: bool = True  # chat requests go to the upstream's /chat/completions (else rendered to a prompt)
     exec_workers: int = 2
     max_concurrent_executions: int = 4
     cache_path: Path | None = None
@@ -93,6 +97,7 @@ class Job:
     upstream_model: str
     tests: list[str] | str | None = None
     generated_tests: list[str] | None = None
+    messages: list[dict[str, str]] | None = None  # chat requests: forwarded as they are to a chat upstream
 
 
 @dataclass
@@ -114,6 +119,7 @@ class Outcome:
     prompt_tokens: int
     completion_tokens: int
     executions: list[Verdict] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 def extract_code(text: str) -> str:
@@ -128,12 +134,61 @@ def split_model_prefix(model: str) -> tuple[int | None, str]:
     return (int(m.group(1)), m.group(2)) if m else (None, model)
 
 
+class UpstreamBackend(OpenAIBackend):
+    """The project's OpenAI-compatible backend (its retries, backoff and timeouts) made for serving: one thread
+    pool shared by all requests, the upstream's prompt-token counts kept, and chat requests sent to
+    /chat/completions with their messages (the upstream applies its own chat template)."""
+
+    def __init__(self, cfg: GenerationConfig, pool_size: int, forward_chat: bool):
+        super().__init__(cfg)
+        self.pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="rr-upstream")
+        self.completions_url = self.url
+        self.chat_url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self.forward_chat = forward_chat
+        self.messages: list[dict[str, str]] | None = None
+        self.prompt_tokens: list[int] = []
+
+    def for_job(self, job: Job) -> UpstreamBackend:
+        """A shallow copy (same connection and thread pools) with this request's settings."""
+        b = copy.copy(self)
+        b.cfg = dataclasses.replace(self.cfg, temperature=job.temperature, top_p=job.top_p,
+                                    max_new_tokens=job.max_tokens, model=job.upstream_model)
+        chat = job.chat and self.forward_chat
+        b.url = self.chat_url if chat else self.completions_url
+        b.messages, b.prompt_tokens = (job.messages if chat else None), []
+        return b
+
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        return list(self.pool.map(self._with_retries, requests))
+
+    def _body(self, req: Request) -> dict[str, Any]:
+        body = super()._body(req)
+        if self.messages is not None:
+            body.pop("prompt")
+            body["messages"] = self.messages
+        return body
+
+    def _parse(self, obj: Any) -> Generation:
+        usage = (obj.get("usage") if isinstance(obj, dict) else None) or {}
+        self.prompt_tokens.append(int(usage.get("prompt_tokens") or 0))
+        if self.messages is None:
+            return super()._parse(obj)
+        try:
+            text = obj["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise RewardRankerError(f"{self.url}: response has no choices[0].message.content: "
+                                    f"{str(obj)[:200]}") from None
+        return Generation(text=text, logprobs=None, n_tokens=int(usage.get("completion_tokens") or 0))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        super().close()
+
+
 class Generator:
     """Draw candidates from the local HF generator (one batch at a time) or the upstream server."""
 
     def __init__(self, cfg: ServeConfig):
-        from rewardranker.generation.backend import make_backend
-
         self.local = cfg.generator is not None
         gen_cfg = GenerationConfig(
             backend="hf" if self.local else "openai", model=str(cfg.generator or cfg.upstream_model),
@@ -141,7 +196,13 @@ class Generator:
             batch_size=cfg.max_candidates, base_url=cfg.upstream or "http://127.0.0.1:8000/v1",
             api_key_env="REWARDRANKER_UPSTREAM_API_KEY", concurrency=cfg.upstream_concurrency,
             retries=cfg.upstream_retries, timeout_s=cfg.upstream_timeout_s)
-        self.backend = make_backend(gen_cfg)
+        if self.local:
+            from rewardranker.generation.hf import HFBackend
+
+            self.backend = HFBackend(gen_cfg)
+        else:
+            pool = min(512, cfg.upstream_concurrency * cfg.workers)
+            self.backend = UpstreamBackend(gen_cfg, pool, cfg.upstream_chat)
         self.tokenizer = getattr(self.backend, "tok", None)
         self.lock = threading.Lock() if self.local else None
         self.name = f"local:{cfg.generator}" if self.local else f"upstream:{cfg.upstream} ({cfg.upstream_model})"
@@ -153,22 +214,20 @@ class Generator:
             return self.tokenizer.apply_chat_template(convo, tokenize=False, add_generation_prompt=True)
         return "\n".join(t for _, t in messages)
 
-    def prompt_tokens(self, prompt: str) -> int:
-        """Tokens in the prompt (local generator); 0 for an upstream, whose tokenizer we do not have."""
-        return len(self.tokenizer(prompt)["input_ids"]) if self.tokenizer is not None else 0
-
-    def sample(self, job: Job) -> list[Generation]:
-        backend = copy.copy(self.backend)  # shares the model / connection pool; settings are per request
-        backend.cfg = dataclasses.replace(self.backend.cfg, temperature=job.temperature, top_p=job.top_p,
-                                          max_new_tokens=job.max_tokens,
-                                          model=self.backend.cfg.model if self.local else job.upstream_model)
+    def sample(self, job: Job) -> tuple[list[Generation], int]:
+        """N generations and the prompt tokens they cost (all N counted)."""
         reqs = [Request("request", i, job.prompt, tuple(job.stop), sample_seed(job.seed, "request", i))
                 for i in range(job.n_candidates)]
         try:
             if self.lock is None:
-                return backend.generate(reqs)
+                backend = self.backend.for_job(job)
+                return backend.generate(reqs), sum(backend.prompt_tokens)
+            local = copy.copy(self.backend)  # shares the model; settings are per request
+            local.cfg = dataclasses.replace(self.backend.cfg, temperature=job.temperature, top_p=job.top_p,
+                                            max_new_tokens=job.max_tokens)
             with self.lock:
-                return backend.generate(reqs)
+                gens = local.generate(reqs)
+            return gens, len(self.tokenizer(job.prompt)["input_ids"]) * job.n_candidates
         except RewardRankerError as e:
             raise UpstreamError(str(e)) from None
 
@@ -198,7 +257,17 @@ class Engine:
 
     def best_of_n(self, job: Job) -> Outcome:
         """Sample, optionally execute against tests, score, and rank: passing first, then by score."""
-        gens = self.generator.sample(job)
+        clock = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = round((now - clock) * 1000, 1)
+            clock = now
+
+        gens, prompt_tokens = self.generator.sample(job)
+        lap("sample_ms")
         cands = [Candidate(i, truncate(g.text, job.stop), g.n_tokens,
                            "length" if g.n_tokens >= job.max_tokens else "stop") for i, g in enumerate(gens)]
         codes = [extract_code(c.text) if job.chat else c.text for c in cands]
@@ -209,14 +278,15 @@ class Engine:
             verdicts = self.execute([(problem, code) for code in codes])
             for c, v in zip(cands, verdicts):
                 c.verdict = verdict_dict(v)
+            lap("execute_ms")
         scores = self.scores(job.prompt, codes, job.language, job.rerank, job.generated_tests)
+        lap("score_ms")
         for c, s in zip(cands, scores):
             c.score = s
         ranked = sorted(cands, key=lambda c: (-(c.verdict or {}).get("passed", False), -c.score, c.index))
         for r, c in enumerate(ranked, start=1):
             c.rank = r
-        prompt_tokens = self.generator.prompt_tokens(job.prompt) * job.n_candidates
-        return Outcome(ranked, prompt_tokens, sum(g.n_tokens for g in gens), verdicts)
+        return Outcome(ranked, prompt_tokens, sum(g.n_tokens for g in gens), verdicts, timings)
 
     def test_problem(self, tests: list[str] | str, language: str, prompt: str) -> Problem:
         """The problem whose tests the candidates run against: asserts given inline, or a known problem's."""
