@@ -93,6 +93,7 @@ def create_app(engine: Engine) -> FastAPI:
         engine.close()
 
     app = FastAPI(title="rewardranker", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(AccessMiddleware, api_key=cfg.api_key, metrics=metrics)
     app.state.engine, app.state.metrics, app.state.admission = engine, metrics, admission
 
     async def run(fn, *args):
@@ -119,27 +120,6 @@ def create_app(engine: Engine) -> FastAPI:
             raise APIError(500, str(e), kind="server_error") from None
 
     # ------------------------------------------------------------------ middleware and errors
-
-    @app.middleware("http")
-    async def access(request: Request, call_next):
-        start = time.perf_counter()
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        request.state.rid = rid
-        route = request.url.path
-        try:
-            response = _check_auth(request, cfg.api_key) or _check_size(request) or await call_next(request)
-        except Exception:  # the last line of defence: log it, answer 500, keep serving
-            LOG.exception("unhandled error on %s", route)
-            response = error_response(500, "internal server error (logged on the server)", kind="server_error")
-        elapsed = time.perf_counter() - start
-        label = route if route in KNOWN_ROUTES else "other"
-        metrics.requests.labels(label, str(response.status_code)).inc()
-        metrics.latency.labels(label).observe(elapsed)
-        response.headers["x-request-id"] = rid
-        log_access(rid=rid, method=request.method, path=route, status=response.status_code,
-                   ms=round(elapsed * 1000, 1), client=request.client.host if request.client else None,
-                   **getattr(request.state, "log", {}))
-        return response
 
     @app.exception_handler(APIError)
     async def _api_error(_request: Request, e: APIError):
@@ -235,17 +215,57 @@ KNOWN_ROUTES = {"/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v
                 "/v1/execute", "/openrlhf/reward"}
 
 
-def _check_auth(request: Request, api_key: str | None) -> JSONResponse | None:
-    if not api_key or request.url.path in OPEN_PATHS:
+class AccessMiddleware:
+    """Plain ASGI middleware (no extra task per request): API key, body-size cap, request id, metrics, and one
+    JSON access-log line per request; an exception that escapes a route becomes a logged 500."""
+
+    def __init__(self, app, api_key: str | None, metrics: Metrics):
+        self.app, self.api_key, self.metrics = app, api_key, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        rid = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16]
+        state = scope.setdefault("state", {})
+        status = {"code": 500, "started": False}
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        path = scope["path"]
+        refusal = _check_auth(path, headers, self.api_key) or _check_size(headers)
+        try:
+            await (refusal or self.app)(scope, receive, send_with_id)
+        except Exception:  # the last line of defence: log it, answer 500, keep serving
+            LOG.exception("unhandled error on %s", path)
+            if not status["started"]:
+                await error_response(500, "internal server error (logged on the server)",
+                                     kind="server_error")(scope, receive, send_with_id)
+        elapsed = time.perf_counter() - start
+        route = path if path in KNOWN_ROUTES else "other"
+        self.metrics.requests.labels(route, str(status["code"])).inc()
+        self.metrics.latency.labels(route).observe(elapsed)
+        client = scope.get("client")
+        log_access(rid=rid, method=scope["method"], path=path, status=status["code"], ms=round(elapsed * 1000, 1),
+                   client=client[0] if client else None, **state.get("log", {}))
+
+
+def _check_auth(path: str, headers: dict[str, str], api_key: str | None) -> JSONResponse | None:
+    if not api_key or path in OPEN_PATHS:
         return None
-    given = request.headers.get("authorization", "")
+    given = headers.get("authorization", "")
     if hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
         return None
     return error_response(401, "missing or wrong API key (send 'Authorization: Bearer KEY')", code="invalid_api_key")
 
 
-def _check_size(request: Request) -> JSONResponse | None:
-    length = request.headers.get("content-length")
+def _check_size(headers: dict[str, str]) -> JSONResponse | None:
+    length = headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         return error_response(413, f"request body over {MAX_BODY} bytes", code="body_too_large")
     return None

@@ -159,6 +159,8 @@ class UpstreamBackend(OpenAIBackend):
         return b
 
     def generate(self, requests: list[Request]) -> list[Generation]:
+        if len(requests) == 1:  # no hand-off to another thread for a single call
+            return [self._with_retries(requests[0])]
         return list(self.pool.map(self._with_retries, requests))
 
     def _body(self, req: Request) -> dict[str, Any]:

@@ -30,6 +30,7 @@ def build_server(cfg: ServeConfig):
 def serve(cfg: ServeConfig) -> None:
     """Block serving `cfg` (the CLI's `rewardranker serve`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise (and costs time)
     server = build_server(cfg)
     LOG.info("serving on http://%s:%d (generator %s, reward model %s, %d workers, queue %d)", cfg.host, cfg.port,
              server.config.app.state.engine.generator.name, cfg.model, cfg.workers, cfg.max_queue)
