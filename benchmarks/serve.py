@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests" / "serve"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import httpx  # noqa: E402
-from serve_helpers import build_models, free_port  # noqa: E402  (sets torch to 1 thread: a shared box)
+import httpx
+from serve_helpers import build_models, free_port  # sets torch to 1 thread (a shared box)
 
 PROMPTS = [f"def f{i}(x):\n" for i in range(64)]
 
@@ -126,7 +126,7 @@ def run_cell(call, concurrency: int, requests: int) -> dict:
             try:
                 text = call(PROMPTS[i % len(PROMPTS)], i)
                 ok = isinstance(text, str)
-            except Exception as e:  # a failed or lost request is what we count, not crash on
+            except Exception as e:  # noqa: BLE001 - a failed or lost request is counted, whatever it was
                 ok, text = False, f"{type(e).__name__}: {e}"
             with lock:
                 (lat if ok else failures).append(time.perf_counter() - start if ok else text)
@@ -150,8 +150,8 @@ def bench_best_of_n(args, rm: Path, upstream: str, server: str) -> list[dict]:
         for n in args.n:
             for c in args.concurrency:
                 requests = max(c, args.min_requests)
-                d = run_cell(lambda p, i: direct.best_of(p, n, i, args.max_tokens), c, requests)
-                s = run_cell(lambda p, i: via_server(http, server, p, n, i, args.max_tokens), c, requests)
+                d = run_cell(lambda p, i, n=n: direct.best_of(p, n, i, args.max_tokens), c, requests)
+                s = run_cell(lambda p, i, n=n: via_server(http, server, p, n, i, args.max_tokens), c, requests)
                 row = {"n": n, "concurrency": c, "server": s, "direct": d, "overhead_p50": s["p50_s"] / d["p50_s"],
                        "load": os.getloadavg()[0]}
                 rows.append(row)
@@ -164,7 +164,7 @@ def bench_best_of_n(args, rm: Path, upstream: str, server: str) -> list[dict]:
 def bench_execute(args, server: str, tmp: Path) -> list[dict]:
     from execution import programs
 
-    from rewardranker.execution import ExecutionConfig, execute
+    from rewardranker.execution import ExecutionConfig, execute, langs
 
     rows = []
     with httpx.Client(timeout=1800) as http:
@@ -174,6 +174,9 @@ def bench_execute(args, server: str, tmp: Path) -> list[dict]:
                       "completion": s.completion, "tests": problems[s.problem_id].tests} for s in samples]
             # one-off machine set-up (PCH, compiler-server builds) outside the timings, as benchmarks/execution.py
             http.post(server + "/v1/execute", json={"programs": [{"language": lang, "program": "x"}]})
+            lang_def = langs.get(lang)
+            if args.baseline_compile_timeout:  # this process only: the server keeps MultiPL-E's limit
+                lang_def.compile_timeout_s = args.baseline_compile_timeout
             start = time.perf_counter()
             base = execute(problems, samples, ExecutionConfig(workers=2, fast=False, use_cache=False), progress=False)
             base_wall = time.perf_counter() - start
@@ -182,10 +185,13 @@ def bench_execute(args, server: str, tmp: Path) -> list[dict]:
             wall = time.perf_counter() - start
             r.raise_for_status()
             verdicts = r.json()["verdicts"]
-            agree = sum((v["status"], v["passed"]) == (b.status, b.passed) for v, b in zip(verdicts, base))
+            pairs = [((b.status, b.passed), (v["status"], v["passed"])) for v, b in zip(verdicts, base)]
             rows.append({"lang": lang, "programs": len(items), "baseline_pps": len(items) / base_wall,
-                         "server_pps": len(items) / wall, "speedup": base_wall / wall, "agreement": agree,
+                         "server_pps": len(items) / wall, "speedup": base_wall / wall,
+                         "agreement": sum(a == b for a, b in pairs), "disagreements": [p for p in pairs if p[0] != p[1]],
+                         "baseline_compile_timeout_s": lang_def.compile_timeout_s,
                          "cached": sum(v["cached"] for v in verdicts), "load": os.getloadavg()[0]})
+            agree = rows[-1]["agreement"]
             print(f"  execute {lang}: {rows[-1]['speedup']:.1f}x ({agree}/{len(items)} verdicts equal)", flush=True)
     return rows
 
@@ -217,6 +223,10 @@ def main() -> None:
     ap.add_argument("--langs", default="cpp,java,ts", type=lambda s: s.split(","))
     ap.add_argument("--per-language", type=int, default=2, help="MultiPL-E problems per language (x2, +7)")
     ap.add_argument("--skip-execute", action="store_true")
+    ap.add_argument("--skip-best-of-n", action="store_true", help="keep the best-of-N rows of an earlier --json")
+    ap.add_argument("--baseline-compile-timeout", type=float, default=None,
+                    help="compile limit (s) for the baseline only; default MultiPL-E's 15 s, which a loaded "
+                         "machine's per-program tsc can exceed (the verdicts then disagree)")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "serve.json")
     args = ap.parse_args()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -235,8 +245,10 @@ def main() -> None:
                 wait_healthy(upstream + "/models", up, "upstream")
                 srv = start_server(rm, upstream, srv_port, tmp / "verdicts.sqlite", args.workers, srv_log)
                 wait_healthy(server + "/health", srv, "server")
-                bon = bench_best_of_n(args, rm, upstream, server)
-                ex = [] if args.skip_execute else bench_execute(args, server, tmp)
+                previous = json.loads(args.json.read_text()) if args.json.exists() else {}
+                bon = previous.get("best_of_n", []) if args.skip_best_of_n else bench_best_of_n(args, rm, upstream,
+                                                                                                   server)
+                ex = previous.get("execute", []) if args.skip_execute else bench_execute(args, server, tmp)
             finally:
                 for p in (srv, up):
                     if p is not None:

@@ -160,3 +160,16 @@ def test_models_and_health(client, local_server):
     assert "local" in ids and any(i.startswith("best-of-") for i in ids)
     h = httpx.get(local_server.url + "/health").json()
     assert h["generator"].startswith("local:") and h["capacity"] == 4 + 64
+
+
+def test_execute_passes_the_verdict_rule_to_executors_that_have_one(local_server):
+    from dataclasses import fields
+
+    from rewardranker.execution import ExecutionConfig
+
+    has_rule = "verdict_rule" in {f.name for f in fields(ExecutionConfig)}
+    prog = {"programs": [{"language": "py", "program": "print(1)"}], "timeout_s": 5}
+    strict = httpx.post(local_server.url + "/v1/execute", json={**prog, "verdict_rule": "strict"}, timeout=120)
+    assert strict.status_code == (200 if has_rule else 400)
+    bogus = httpx.post(local_server.url + "/v1/execute", json={**prog, "verdict_rule": "lenient?"}, timeout=120)
+    assert bogus.status_code == 400 and bogus.json()["error"]["param"] == "verdict_rule"

@@ -152,29 +152,25 @@ def create_app(engine: Engine) -> FastAPI:
                                            {"id": f"best-of-{cfg.n_candidates}/{name}", "object": "model",
                                             "owned_by": "rewardranker"}]}
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request):
-        body = await parse(request, schemas.ChatCompletionRequest)
-        prompt = engine.generator.render_chat([(m.role, m.text) for m in body.messages])
-        job = make_job(body, prompt, True, cfg)
-        job.messages = [{"role": m.role, "content": m.text} for m in body.messages]
+    async def best_of_n(request: Request, body: schemas.BestOfN, job: Job):
         request.state.log = {"n_candidates": job.n_candidates, "rerank": job.rerank}
         outcome = await run(engine.best_of_n, job)
         request.state.log.update(outcome.timings_ms)
         metrics.candidates.inc(job.n_candidates)
         metrics.count_verdicts(outcome.executions)
-        return respond(completion_body(body, job, outcome, chat=True), body, chat=True)
+        return respond(completion_body(body, job, outcome, chat=job.chat), body, chat=job.chat)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await parse(request, schemas.ChatCompletionRequest)
+        job = make_job(body, engine.generator.render_chat([(m.role, m.text) for m in body.messages]), True, cfg)
+        job.messages = [{"role": m.role, "content": m.text} for m in body.messages]
+        return await best_of_n(request, body, job)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
         body = await parse(request, schemas.CompletionRequest)
-        job = make_job(body, body.prompt, False, cfg)
-        request.state.log = {"n_candidates": job.n_candidates, "rerank": job.rerank}
-        outcome = await run(engine.best_of_n, job)
-        request.state.log.update(outcome.timings_ms)
-        metrics.candidates.inc(job.n_candidates)
-        metrics.count_verdicts(outcome.executions)
-        return respond(completion_body(body, job, outcome, chat=False), body, chat=False)
+        return await best_of_n(request, body, make_job(body, body.prompt, False, cfg))
 
     @app.post("/v1/score")
     async def score(request: Request):
