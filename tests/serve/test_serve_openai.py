@@ -71,6 +71,10 @@ def test_streaming_sends_the_chosen_answer_after_ranking(client):
     assert text == whole.choices[0].message.content
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[0].finish_reason
+    text_kw = {"model": "best-of-2/local", "prompt": "def f6(x):\n", "max_tokens": 6, "seed": 2}
+    plain = client.completions.create(**text_kw)
+    streamed = "".join(c.choices[0].text for c in client.completions.create(**text_kw, stream=True))
+    assert streamed == plain.choices[0].text
 
 
 def test_bad_requests_get_openai_errors_naming_the_field(client, local_server):
@@ -173,3 +177,17 @@ def test_execute_passes_the_verdict_rule_to_executors_that_have_one(local_server
     assert strict.status_code == (200 if has_rule else 400)
     bogus = httpx.post(local_server.url + "/v1/execute", json={**prog, "verdict_rule": "lenient?"}, timeout=120)
     assert bogus.status_code == 400 and bogus.json()["error"]["param"] == "verdict_rule"
+
+
+def test_an_unexpected_server_error_is_a_500_in_openai_shape_and_the_server_keeps_serving(local_server,
+                                                                                          monkeypatch):
+    engine = local_server.server.config.app.state.engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(engine, "scores", broken)
+    r = httpx.post(local_server.url + "/v1/score", json={"candidates": [GOOD]})
+    assert r.status_code == 500 and r.json()["error"]["type"] == "server_error" and "boom" not in r.text
+    monkeypatch.undo()
+    assert httpx.post(local_server.url + "/v1/score", json={"candidates": [GOOD]}).status_code == 200
