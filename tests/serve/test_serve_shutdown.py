@@ -42,14 +42,18 @@ def test_sigterm_finishes_the_in_flight_request_then_exits_cleanly(models, exec_
 
         caller = threading.Thread(target=slow_call)
         caller.start()
-        time.sleep(1.0)  # the program is running in the sandbox now
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        refused = False
-        try:
-            httpx.get(url + "/health", timeout=2)
-        except httpx.TransportError:
-            refused = True
+        deadline = time.monotonic() + 60
+        while "rewardranker_in_flight 1.0" not in httpx.get(url + "/metrics", timeout=5).text:
+            assert time.monotonic() < deadline, "the slow request never arrived"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)  # while the program runs in the sandbox
+        refused, deadline = False, time.monotonic() + 20
+        while not refused and time.monotonic() < deadline:
+            try:
+                httpx.get(url + "/health", timeout=2)
+                time.sleep(0.1)
+            except httpx.TransportError:
+                refused = True
         caller.join(timeout=60)
         assert proc.wait(timeout=60) == 0
     finally:

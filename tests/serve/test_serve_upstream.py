@@ -59,7 +59,7 @@ def test_an_unreachable_upstream_is_a_502_after_its_retries(models, exec_cache):
 
 
 def test_a_full_queue_answers_429_and_every_admitted_request_completes(models, exec_cache):
-    with ScriptedUpstream([GOOD], delay_s=1.0) as up, \
+    with ScriptedUpstream([GOOD], delay_s=3.0) as up, \
             ThreadServer(make_config(models, exec_cache, upstream=up.url, upstream_model="coder", workers=1,
                                      max_queue=1)) as srv:
         results: list[httpx.Response] = []
