@@ -97,7 +97,8 @@ class Direct:
 
         texts = list(self.pool.map(lambda i: self.one(prompt, seed * 1000 + i, max_tokens), range(n)))
         problems = {"q": Problem("q", "py", prompt, "")}
-        scores = self.rm.score(problems, [Sample("q", i, t) for i, t in enumerate(texts)], progress=False)
+        scores = self.rm.score(problems, [Sample("q", i, t, language="py") for i, t in enumerate(texts)],
+                               progress=False)
         return texts[max(range(n), key=lambda i: (scores[i], -i))]
 
 

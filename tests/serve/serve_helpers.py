@@ -39,8 +39,8 @@ def toy_rm_data(n_problems: int = 10, seed: int = 0):
         bodies += [(f"    return x - {rng.randint(1, 9)}\n", False) for _ in range(3)]
         rng.shuffle(bodies)
         for i, (body, ok) in enumerate(bodies):
-            samples.append(Sample(pid, i, body))
-            passed[(pid, i)] = ok
+            samples.append(Sample(pid, i, body, language="py"))
+            passed[("py", pid, i)] = ok
     return problems, samples, passed
 
 

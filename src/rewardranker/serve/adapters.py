@@ -85,7 +85,7 @@ class LocalJudge:
         from rewardranker.execution import ExecutionConfig, execute
 
         problems = {f"r{i}": Problem(f"r{i}", r.language, r.exec_prompt, r.tests or "") for i, r in enumerate(rows)}
-        samples = [Sample(f"r{i}", 0, r.code) for i, r in enumerate(rows)]
+        samples = [Sample(f"r{i}", 0, r.code, language=r.language) for i, r in enumerate(rows)]
         verdicts = execute(problems, samples, ExecutionConfig(workers=self.workers), progress=False)
         return [verdict_dict(v) for v in verdicts]
 
@@ -98,7 +98,8 @@ class LocalJudge:
 
             self._rm = RewardModel.load(self.rm_dir)
         problems = {"q": Problem("q", language, prompt, "")}
-        return self._rm.score(problems, [Sample("q", i, c) for i, c in enumerate(candidates)], progress=False)
+        samples = [Sample("q", i, c, language=language) for i, c in enumerate(candidates)]
+        return self._rm.score(problems, samples, progress=False)
 
 
 class EngineJudge:

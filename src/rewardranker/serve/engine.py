@@ -324,7 +324,7 @@ class Engine:
         from rewardranker.reward.score import combine, stored_rm_weight
 
         problems = {"request": Problem("request", language, prompt, "")}
-        samples = [Sample("request", i, c) for i, c in enumerate(codes)]
+        samples = [Sample("request", i, c, language=language) for i, c in enumerate(codes)]
         rm = agr = None
         if mode in ("rm", "combined"):
             with self.rm_lock:
@@ -363,7 +363,7 @@ class Engine:
         from rewardranker.execution import execute
 
         problems = {f"p{i}": dataclasses.replace(p, problem_id=f"p{i}") for i, (p, _) in enumerate(programs)}
-        samples = [Sample(f"p{i}", 0, completion) for i, (_, completion) in enumerate(programs)]
+        samples = [Sample(f"p{i}", 0, completion, language=p.language) for i, (p, completion) in enumerate(programs)]
         cfg = self.exec_config(timeout_s, verdict_rule)
         with self.exec_slots:
             return execute(problems, samples, cfg, progress=False)
