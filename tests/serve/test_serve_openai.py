@@ -94,6 +94,8 @@ def test_bad_requests_get_openai_errors_naming_the_field(client, local_server):
     cases = [
         ("/v1/completions", b"{not json", 400, None),
         ("/v1/completions", b"[1, 2]", 400, None),
+        ("/v1/completions", b"[" * 200_000, 400, None),
+        ("/v1/completions", b'{"model": "m", "prompt": "x", "n": 1.5}', 400, "n"),
         ("/v1/completions", b'{"model": "m", "prompt": 5}', 400, "prompt"),
         ("/v1/chat/completions", b'{"model": "m", "messages": [{"role": "robot", "content": "x"}]}', 400,
          "messages.0.role"),

@@ -276,8 +276,8 @@ async def parse(request: Request, model: type[BaseModel]) -> Any:
             raise APIError(413, f"request body over {MAX_BODY} bytes", code="body_too_large")
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise APIError(400, f"body is not valid JSON: {e}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: absurdly deep nesting
+        raise APIError(400, f"body is not valid JSON: {str(e)[:200]}") from None
     if not isinstance(obj, dict):
         raise APIError(400, f"body must be a JSON object, got {type(obj).__name__}")
     try:
