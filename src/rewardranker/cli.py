@@ -58,8 +58,8 @@ def user_errors() -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- execution (issue 2)
 
-_RAY_HELP = ("Run on a Ray cluster: 'auto' (the cluster this machine joined with `ray start`), HOST:PORT, "
-             "ray://HOST:PORT, or 'local' (a one-machine cluster). Needs pip install 'rewardranker\\[ray]'.")
+_RAY_HELP = ("Run on a Ray cluster: 'auto' (the cluster this machine joined with `ray start`), HOST:PORT "
+             "(the head's GCS port), or 'local' (a one-machine cluster). Needs pip install 'rewardranker\\[ray]'.")
 
 
 @app.command()
