@@ -171,7 +171,7 @@ def agreement(workers: int, tmp: Path) -> dict:
     cfg = ExecutionConfig(workers=workers, timeout_s=3.0, cache_path=tmp / "agreement.sqlite",
                           verdict_rule="multipl-e")
     verdicts, wall = timed(cands.problems, cands.samples, cfg)
-    labels = [cands.labels[(s.problem_id, s.sample_id)] for s in cands.samples]
+    labels = [cands.labels[s.key] for s in cands.samples]
     agree = sum(v.passed == y for v, y in zip(verdicts, labels))
     wrong = [(v.problem_id, v.sample_id, v.status, y) for v, y in zip(verdicts, labels) if v.passed != y]
     print(f"python reference-label agreement: {agree}/{len(labels)} programs "

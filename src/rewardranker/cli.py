@@ -8,6 +8,7 @@ so `--help` stays fast.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
@@ -25,8 +26,19 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from rewardranker import __version__
+
+        typer.echo(f"rewardranker {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """rewardranker: sample N programs, execute them, train a reward model on the verdicts, rerank, repeat.
 
     Every stage reads and writes JSONL records, so each can be run, inspected and resumed on its own.
@@ -60,15 +72,21 @@ def execute(
                                                   "~/.cache/rewardranker/verdicts.sqlite.")] = None,
     unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="Run untrusted programs WITHOUT "
                                                     "the bubblewrap sandbox (only rlimits and timeouts).")] = False,
+    task: Annotated[Optional[str], typer.Option(help="For a bigcode-evaluation-harness generations.json: its task, "
+                                                "e.g. humaneval or multiple-cpp.")] = None,
     verdict_rule: Annotated[str, typer.Option(help="'strict' (default: exit 0 AND harness evidence that the tests "
                                               "ran to their end; what training uses) or 'multipl-e' (exit 0, "
                                               "MultiPL-E's rule, for benchmark fidelity).")] = "strict",
 ) -> None:
-    """Run each sample's program (prompt + completion + tests) and write one verdict per sample."""
+    """Run each sample's program (prompt + completion + tests) and write one verdict per sample.
+
+    --samples also reads EvalPlus samples (JSONL or folder), bigcode-evaluation-harness generations.json and
+    MultiPL-E completions folders (which carry their problems); the detected format is printed.
+    """
     with user_errors():
         from rewardranker.execution.cli import execute_command
 
-        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console,
+        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console, task,
                         verdict_rule=verdict_rule)
 
 # ----------------------------------------------------------------------------- metrics (issue 2)
@@ -76,22 +94,56 @@ def execute(
 
 @app.command()
 def metrics(
-    verdicts: Annotated[Path, typer.Option(help="VERDICTS.jsonl written by `rewardranker execute`.")],
+    verdicts: Annotated[Path, typer.Option(help="VERDICTS.jsonl written by `rewardranker execute`, or a MultiPL-E "
+                                                "results folder (*.results.json[.gz]).")],
     scores: Annotated[Optional[Path], typer.Option(help="SCORES.jsonl from `rewardranker score`: adds ranked "
                                                         "pass@1, pairwise accuracy and AUROC.")] = None,
     k: Annotated[list[int], typer.Option("--k", help="k values for unbiased pass@k (repeatable).")] = [1, 10, 100],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
 ) -> None:
-    """Print pass@k, ranked pass@1 and oracle pass@n, overall and per language."""
+    """Print pass@k, ranked pass@1 and oracle pass@n, overall and per language (problems keyed by language + id)."""
     from rewardranker import metrics as m
-    from rewardranker.runio import write_json
+    from rewardranker.runio import check_output, write_report
 
     with user_errors():
-        outcomes = m.group_outcomes(m.load_verdicts(verdicts), m.load_scores(scores) if scores else None)
-        report = m.summarize(outcomes, ks=k)
+        if json_out:
+            check_output(json_out, verdicts, scores, option="--json")
+        detected: list[str] = []
+        outcomes = m.group_outcomes(m.load_verdicts(verdicts, detected), m.load_scores(scores) if scores else None)
+        console.print(f"{verdicts}: detected {detected[0]}", highlight=False, soft_wrap=True)
+        with warnings.catch_warnings(record=True) as caught:  # one plain line each, not Python's two-line format
+            warnings.simplefilter("always")
+            report = m.summarize(outcomes, ks=k)
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
         Console().print(m.metrics_table(report))
         if json_out:
-            write_json(json_out, report)
+            write_report(json_out, report, "metrics", {"verdicts": verdicts, "scores": scores, "k": k})
+
+
+@app.command("compare-verdicts")
+def compare_verdicts_cmd(
+    ours: Annotated[Path, typer.Option(help="VERDICTS.jsonl from `rewardranker execute`.")],
+    theirs: Annotated[Path, typer.Option(help="Verdicts to compare with: a MultiPL-E results folder "
+                                              "(*.results.json[.gz]) or another VERDICTS.jsonl.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON here.")] = None,
+    show: Annotated[int, typer.Option(help="Disagreements to list.")] = 20,
+) -> None:
+    """Compare two sets of verdicts candidate by candidate (passed and status), per language."""
+    from rewardranker.compare import compare_verdicts, comparison_table
+    from rewardranker.metrics import load_verdicts
+    from rewardranker.runio import check_output, write_report
+
+    with user_errors():
+        if json_out:
+            check_output(json_out, ours, theirs, option="--json")
+        found: list[str] = []
+        a, b = load_verdicts(ours, found), load_verdicts(theirs, found)
+        console.print(f"{ours}: detected {found[0]}; {theirs}: detected {found[1]}", highlight=False, soft_wrap=True)
+        report = compare_verdicts(a, b)
+        Console().print(comparison_table(report, show))
+        if json_out:
+            write_report(json_out, report, "compare-verdicts", {"ours": ours, "theirs": theirs})
 
 # ----------------------------------------------------------------------------- reward (issue 3)
 
@@ -257,7 +309,9 @@ def sample_cmd(
     with user_errors():
         from rewardranker.generation import GenerationConfig, sample_problems
         from rewardranker.problems import load_problems
+        from rewardranker.runio import check_output
 
+        check_output(out, problems)
         cfg = GenerationConfig(backend=backend, model=model, n=n, temperature=temperature, top_p=top_p,
                                max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, device=device,
                                precision=precision, base_url=base_url, concurrency=concurrency,

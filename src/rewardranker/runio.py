@@ -6,10 +6,12 @@ import gzip
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from rewardranker.errors import RecordError
+from rewardranker.errors import RecordError, RewardRankerError
 
 
 def _open_text(path: Path, mode: str = "rt"):
@@ -43,6 +45,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.exists():
         raise RecordError(path, None, None, "file does not exist")
+    if path.is_dir():
+        raise RecordError(path, None, None, "is a folder; expected a JSONL file")
     with _open_bytes(path) as f:
         for lineno, raw in enumerate(f, start=1):
             line = _decode_line(raw, path, lineno)
@@ -62,18 +66,51 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
+def check_output(out: str | Path, *inputs: str | Path | None, option: str = "--out") -> Path:
+    """Refuse an output path that is one of the inputs (it would replace them) or an existing folder."""
+    out = Path(out)
+    if out.is_dir():
+        raise RewardRankerError(f"{option} {out} is a folder; give a file path")
+    for given in inputs:
+        if given is None or not str(given) or not Path(given).exists():
+            continue
+        if out.exists() and os.path.samefile(out, given) or out.resolve() == Path(given).resolve():
+            raise RewardRankerError(f"{option} {out} is also an input ({given}); writing it would replace that "
+                                    "input: choose another output path")
+    return out
+
+
+def check_output_folder(out: str | Path, option: str = "--out") -> Path:
+    """Refuse an output folder path that is an existing file (it would fail midway, after the work)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RewardRankerError(f"{option} {out} is a file; give a folder path")
+    return out
+
+
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> Path:
     """Write records atomically: a temporary file is renamed over the target, so a crash loses nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with _open_text(tmp, "wt") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = _tmp_beside(path)
+    try:
+        with _open_text(tmp, "wt") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def _tmp_beside(path: Path) -> Path:
+    """A fresh temporary name in the target's folder (same file system, so the rename is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + (".gz" if path.suffix == ".gz" else ""),
+                                dir=path.parent)
+    os.close(fd)
+    return Path(name)
 
 
 def append_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
@@ -81,8 +118,7 @@ def append_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         f.flush()
         os.fsync(f.fileno())
 
@@ -122,7 +158,41 @@ def write_json(path: str | Path, obj: Any) -> Path:
     """Write one JSON document atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = _tmp_beside(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def json_keys(obj: Any) -> Any:
+    """The same data with every dict key free of spaces ("ranked pass@1" -> "ranked_pass@1"), for JSON outputs."""
+    if isinstance(obj, dict):
+        return {str(k).replace(" ", "_"): json_keys(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_keys(v) for v in obj]
+    return obj
+
+
+def run_metadata(command: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What produced a JSON output: package version, the command line, its settings, and the UTC date."""
+    import datetime
+    import shlex
+    import sys
+
+    from rewardranker import __version__
+
+    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
+    return {"version": __version__, "command": command, "argv": shlex.join(argv),
+            "config": json_keys({k: str(v) if isinstance(v, Path) else v for k, v in (config or {}).items()}),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+
+
+def write_report(path: str | Path, report: dict[str, Any], command: str, config: dict[str, Any] | None = None) -> Path:
+    """Write a JSON report with space-free keys and a `run` block of metadata (version, command, config, date)."""
+    return write_json(path, {**json_keys(report), "run": run_metadata(command, config)})

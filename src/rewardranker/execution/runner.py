@@ -46,6 +46,7 @@ from rewardranker.execution.sandbox import (
     run_once,
     write_new_file,
 )
+from rewardranker.problems import ProblemSet, find_problem, index_problems
 from rewardranker.records import Problem, Sample, Verdict
 from rewardranker.runio import content_hash
 
@@ -223,13 +224,10 @@ def program_text(problem: Problem, sample: Sample) -> str:
     return prompt + sample.completion + "\n" + problem.tests
 
 
-def _items(problems: dict[str, Problem], samples: list[Sample], cfg: ExecutionConfig) -> list[_Item]:
+def _items(problems: ProblemSet, samples: list[Sample], cfg: ExecutionConfig) -> list[_Item]:
     items = []
     for s in samples:
-        problem = problems.get(s.problem_id)
-        if problem is None:
-            raise RewardRankerError(f"sample {s.problem_id!r}/{s.sample_id}: no problem with id "
-                                    f"{s.problem_id!r} among the {len(problems)} problems given")
+        problem = find_problem(problems, s)
         lang = langs.get(problem.language)
         program = program_text(problem, s)
         timeout = float(cfg.timeout_s) if cfg.timeout_s is not None else lang.run_timeout_s
@@ -252,14 +250,13 @@ def _instrumentable_by_name(language: str, tests: str) -> bool:
     return langs.get(language).strict_program("", tests, "0" * 16) is not None
 
 
-def execute(problems: dict[str, Problem] | Iterable[Problem], samples: list[Sample],
+def execute(problems: ProblemSet | Iterable[Problem], samples: list[Sample],
             cfg: ExecutionConfig | None = None, progress: bool = True) -> list[Verdict]:
     """Run every sample's program against its problem's tests; verdicts come back in `samples` order."""
     cfg = cfg or ExecutionConfig()
-    if not isinstance(problems, dict):
-        problems = {p.problem_id: p for p in problems}
+    problems = index_problems(problems)  # keyed by (language, problem_id)
     check_available(cfg.sandbox, cfg.allow_unsandboxed)
-    used = sorted({problems[s.problem_id].language for s in samples if s.problem_id in problems})
+    used = sorted({find_problem(problems, s).language for s in samples})
     for language in used:
         langs.get(language).check()
     items = _items(problems, samples, cfg)

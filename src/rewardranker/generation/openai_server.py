@@ -59,6 +59,8 @@ class OpenAIBackend:
             except httpx.TimeoutException:
                 last = f"timed out after {self.cfg.timeout_s} s"
                 continue
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:  # configuration: retrying cannot help
+                raise RewardRankerError(f"{self.url}: not a usable server URL ({e}); check --base-url") from None
             except httpx.TransportError as e:
                 last = f"connection failed ({e.__class__.__name__}: {e})"
                 continue

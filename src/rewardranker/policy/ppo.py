@@ -450,8 +450,9 @@ def _as_samples(problems: list[Problem], prompts: list[str], completions: list[s
     missing = [pr for pr in prompts if pr not in by_prompt]
     if missing:
         raise RewardRankerError(f"prompt {missing[0][:60]!r} matches none of the PPO problems")
-    used = {by_prompt[pr].problem_id: by_prompt[pr] for pr in prompts}
-    return used, [Sample(by_prompt[pr].problem_id, i, c) for i, (pr, c) in enumerate(zip(prompts, completions))]
+    used = {by_prompt[pr].key: by_prompt[pr] for pr in prompts}
+    return used, [Sample(by_prompt[pr].problem_id, i, c, language=by_prompt[pr].language)
+                  for i, (pr, c) in enumerate(zip(prompts, completions))]
 
 
 def reward_model_fn(model_dir: str, problems: list[Problem]) -> RewardFn:
