@@ -399,5 +399,50 @@ def selftrain(
         typer.echo((out / "report.md").read_text(encoding="utf-8"))
 
 
+# ----------------------------------------------------------------------------- serving (issue 10)
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[Path, typer.Option(help="reward model folder (from `train-rm`), loaded once")],
+    generator: Annotated[Optional[Path], typer.Option(help="local generator folder (HF causal LM) to sample "
+                                                           "from in process")] = None,
+    upstream: Annotated[Optional[str], typer.Option(help="or an OpenAI-compatible server to sample from, URL up to "
+                                                         "/v1 (vLLM, llama.cpp, TGI); key: $REWARDRANKER_UPSTREAM_API_KEY")] = None,
+    upstream_model: Annotated[str, typer.Option(help="the upstream's served model name")] = "",
+    upstream_chat: Annotated[bool, typer.Option(help="send chat requests to the upstream's /chat/completions "
+                                                     "(else render them into a plain prompt)")] = True,
+    host: Annotated[str, typer.Option(help="address to listen on; anything but 127.0.0.1 needs an API key")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="requests processed at once (threads sharing the one loaded "
+                                              "model)")] = 4,
+    max_queue: Annotated[int, typer.Option(help="requests waiting beyond --workers; more get HTTP 429")] = 64,
+    request_timeout: Annotated[float, typer.Option(help="seconds before a request gets HTTP 504")] = 300.0,
+    api_key: Annotated[Optional[str], typer.Option(envvar="REWARDRANKER_API_KEY",
+                                                   help="clients must send 'Authorization: Bearer KEY'")] = None,
+    n_candidates: Annotated[int, typer.Option(help="default N when a request names none")] = 4,
+    max_candidates: Annotated[int, typer.Option(help="largest N a request may ask for")] = 64,
+    max_tokens: Annotated[int, typer.Option(help="default new tokens per candidate")] = 256,
+    exec_workers: Annotated[int, typer.Option(help="sandboxed programs run in parallel per batch")] = 2,
+    problems: Annotated[str, typer.Option(help="problems whose ids a request's `tests` may name")] = "humaneval",
+    cache: Annotated[Optional[Path], typer.Option(help="verdict cache (SQLite); default as for `execute`")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: torch's)")] = None,
+    unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="run programs WITHOUT the "
+                                                    "bubblewrap sandbox")] = False,
+) -> None:
+    """Serve best-of-N (OpenAI-compatible /v1/chat/completions and /v1/completions), /v1/score and /v1/execute."""
+    with user_errors():
+        from rewardranker.serve import ServeConfig
+        from rewardranker.serve.run import serve
+
+        serve(ServeConfig(model=model, generator=generator, upstream=upstream, upstream_model=upstream_model,
+                          upstream_chat=upstream_chat,
+                          host=host, port=port, workers=workers, max_queue=max_queue,
+                          request_timeout_s=request_timeout, api_key=api_key, n_candidates=n_candidates,
+                          max_candidates=max_candidates, max_tokens=max_tokens, exec_workers=exec_workers,
+                          problems=problems, cache_path=cache, torch_threads=threads,
+                          sandbox=not unsafe_no_sandbox))
+
+
 if __name__ == "__main__":
     app()

@@ -76,9 +76,10 @@ def read_candidates(path: Path, problems: list[Problem] | None = None, task: str
 
 
 def _head(path: Path) -> str:
-    """The first non-blank characters of a (possibly gzipped) text file."""
+    """The first non-blank characters of a (possibly gzipped) text file (to sniff the layout: bytes that are not
+    UTF-8 are left for the loader to report with their line)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         return f.read(256).lstrip()
 
 

@@ -122,8 +122,39 @@ for (const n of ['.rr-stdout', '.rr-stderr']) {{ try {{ fs.symlinkSync('{secret}
 try {{ fs.renameSync(process.cwd(), process.cwd() + '-x'); }} catch (e) {{ console.log('rename refused', e.code); }}
 process.exit(8);
 """
+    ts_swap = "declare var require: any;\ndeclare var process: any;\n" + js_swap.replace("exit(8)", "exit(13)")
+    php_swap = f"""<?php
+@symlink('{secret}', '.rr-stdout');
+@symlink('{secret}', '.rr-stderr');
+if (!@rename(getcwd(), getcwd() . '-x')) {{ echo "rename refused\\n"; }}
+exit(10);
+"""
+    java_swap = f"""import java.io.File;
+import java.nio.file.*;
+class Problem {{
+  public static void main(String[] a) throws Exception {{
+    Files.createSymbolicLink(Paths.get(".rr-stdout"), Paths.get("{secret}"));
+    boolean moved = new File(System.getProperty("user.dir")).renameTo(new File("/tmp/w/moved"));
+    System.out.println("rename " + moved);
+    System.exit(11);
+  }}
+}}
+"""
+    cs_swap = f"""using System;
+using System.Diagnostics;
+using System.IO;
+class Problem {{
+  static void Main() {{
+    Process.Start("/bin/ln", "-s {secret} .rr-stdout").WaitForExit();
+    try {{ Directory.Move(Environment.CurrentDirectory, "/tmp/w/moved"); }}
+    catch (Exception) {{ Console.WriteLine("rename refused"); }}
+    Environment.Exit(12);
+  }}
+}}
+"""
     return [("py_swap", "py", py_swap), ("py_fifo", "py", py_fifo), ("sh_swap", "sh", sh_swap),
-            ("cpp_swap", "cpp", cpp_swap), ("js_swap", "js", js_swap)]
+            ("cpp_swap", "cpp", cpp_swap), ("js_swap", "js", js_swap), ("ts_swap", "ts", ts_swap),
+            ("php_swap", "php", php_swap), ("java_swap", "java", java_swap), ("cs_swap", "cs", cs_swap)]
 
 
 @pytest.mark.slow
@@ -133,15 +164,19 @@ def test_programs_cannot_make_the_host_follow_their_paths(tmp_path, host_secret)
     for name, lang, text in path_attacks(secret, victim):
         programs += [(name, lang, text), *innocent(lang, f"after_{name}")]
     verdicts = run(programs, tmp_path)
-    expected_exit = {"py_swap": 4, "py_fifo": 5, "sh_swap": 6, "cpp_swap": 7, "js_swap": 8}
+    expected_exit = {"py_swap": 4, "py_fifo": 5, "sh_swap": 6, "cpp_swap": 7, "js_swap": 8, "ts_swap": 13,
+                     "php_swap": 10, "java_swap": 11, "cs_swap": 12}
     for name, code in expected_exit.items():
         v = verdicts[name]
-        assert v.status == "Exception" and v.exit_code == code and not v.passed, v
+        assert v.exit_code == code and not v.passed, v
+        assert v.status == "Exception" or name == "cs_swap", v  # MultiPL-E's C# rule ignores the exit code
         assert "TOPSECRET" not in v.stdout + v.stderr, v
         assert_innocents_judged(verdicts, f"after_{name}")
     assert "rename refused: Permission denied" in verdicts["py_swap"].stdout
     assert "done: ['symlink .rr-stdout', 'symlink .rr-stderr']" in verdicts["py_swap"].stdout
-    assert "rename -1" in verdicts["cpp_swap"].stdout
+    assert "rename -1" in verdicts["cpp_swap"].stdout and "rename false" in verdicts["java_swap"].stdout
+    for name in ("php_swap", "cs_swap"):
+        assert "rename refused" in verdicts[name].stdout, verdicts[name]
     assert verdicts["py_fifo"].stdout.endswith("fifos made\n")
     assert (victim / "keep.txt").read_text() == "keep" and secret.exists()
 
