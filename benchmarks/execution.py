@@ -214,11 +214,20 @@ def main() -> None:
     ap.add_argument("--agreement", action="store_true", help="run the 8,200-program Python agreement check")
     ap.add_argument("--hardening", action="store_true", help="programs/s of each hardening step, side by side")
     ap.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/execution[_MODE].json")
+    ap.add_argument("--ray", action="store_true", help="Ray backend vs local on one mixed batch, dispatcher cost and "
+                    "a projected scaling table (benchmarks/execution_ray.py)")
+    ap.add_argument("--dispatch-programs", type=int, default=2000, help="--ray: no-op programs timing the dispatcher")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}  ({os.cpu_count()} x {cpu_model()}, shared with other jobs: "
           "wall times are inflated)")
     with tempfile.TemporaryDirectory(prefix="rr-bench-exec-") as tmp:
-        if args.agreement:
+        if args.ray:
+            from execution_ray import bench_ray, mixed_programs, print_ray
+
+            mixed = mixed_programs(programs, args.langs.split(","), args.per_language)
+            result = {"ray": bench_ray(*mixed, args.workers, args.dispatch_programs)}
+            print_ray(result["ray"])
+        elif args.agreement:
             result = {"agreement": agreement(args.workers, Path(tmp))}
         else:
             bench, show, speedup, name = ((bench_hardening, print_hardening, "speedup", "hardening") if args.hardening
@@ -232,7 +241,7 @@ def main() -> None:
     result.update(load_average_end=os.getloadavg(), workers=args.workers,
                   machine=f"{os.cpu_count()} cores", date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print(f"load average at end: {os.getloadavg()}")
-    mode = "_agreement" if args.agreement else "_hardening" if args.hardening else ""
+    mode = "_ray" if args.ray else "_agreement" if args.agreement else "_hardening" if args.hardening else ""
     args.json = args.json or REPO / "benchmarks" / "results" / f"execution{mode}.json"
     result["cpu"] = cpu_model()
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,6 @@ if [ ! -f "$stamp" ]; then
   echo "[setup] venv: installing torch==2.13.0 (CPU) first, then rewardranker"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q torch==2.13.0
-  .venv/bin/pip install -q -e ".[dev]"
+  .venv/bin/pip install -q -e ".[dev,ray]"
   rm -f .venv/.installed-*; touch "$stamp"
 fi

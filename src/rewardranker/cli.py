@@ -14,6 +14,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rewardranker.errors import RewardRankerError
 
@@ -51,11 +52,14 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RewardRankerError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
 
 
 # ----------------------------------------------------------------------------- execution (issue 2)
+
+_RAY_HELP = ("Run on a Ray cluster: 'auto' (the cluster this machine joined with `ray start`), HOST:PORT "
+             "(the head's GCS port), or 'local' (a one-machine cluster). Needs pip install 'rewardranker\\[ray]'.")
 
 
 @app.command()
@@ -77,6 +81,7 @@ def execute(
     verdict_rule: Annotated[str, typer.Option(help="'strict' (default: exit 0 AND harness evidence that the tests "
                                               "ran to their end; what training uses) or 'multipl-e' (exit 0, "
                                               "MultiPL-E's rule, for benchmark fidelity).")] = "strict",
+    ray: Annotated[Optional[str], typer.Option(help=_RAY_HELP)] = None,
 ) -> None:
     """Run each sample's program (prompt + completion + tests) and write one verdict per sample.
 
@@ -87,7 +92,7 @@ def execute(
         from rewardranker.execution.cli import execute_command
 
         execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console, task,
-                        verdict_rule=verdict_rule)
+                        verdict_rule=verdict_rule, ray=ray)
 
 # ----------------------------------------------------------------------------- metrics (issue 2)
 
@@ -212,12 +217,13 @@ def score_cmd(
     problems: Annotated[Optional[str], typer.Option(help=_PROBLEMS_HELP)] = None,
     batch_size: Annotated[int, typer.Option(help="Candidates per forward pass.")] = 32,
     rm_weight: Annotated[Optional[float], typer.Option(help="combined: weight of the z-scored reward next to log(1+agreement); default: the model's.")] = None,
+    ray: Annotated[Optional[str], typer.Option(help=_RAY_HELP + " The model is loaded once per scorer actor.")] = None,
 ) -> None:
     """Score every candidate with the reward model, execution agreement, or their combination."""
     with user_errors():
         from rewardranker.reward.commands import run_score
 
-        scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight)
+        scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight, ray=ray)
         console.print(f"wrote {len(scores)} scores to {out}")
 
 

@@ -140,3 +140,14 @@ def test_python_tests_use_the_builtins_from_before_the_program(tmp_path):
                        for rule in ("multipl-e", "strict"))
     assert [v.passed for v in lenient] == [True, True, True]
     assert [(v.status, v.passed) for v in strict] == [("Exception", False), ("Exception", False), ("OK", True)]
+
+
+def test_python_objects_whose_comparisons_are_python_code_are_tampered(tmp_path):
+    problem = Problem("eq", "py", "def f():\n", "def check(candidate):\n    assert candidate() == 3\n\ncheck(f)\n")
+    samples = [Sample("eq", 0, "    import fractions\n    fractions.Fraction.__eq__ = lambda s, o: True\n"
+                               "    return fractions.Fraction(1, 2)\n"),
+               Sample("eq", 1, "    class A:\n        __module__ = 'collections'\n"
+                               "        def __eq__(self, other):\n            return True\n    return A()\n"),
+               Sample("eq", 2, "    return 3\n")]
+    verdicts = execute([problem], samples, ExecutionConfig(workers=1, cache_path=tmp_path / "c.sqlite"), progress=False)
+    assert [(v.status, v.passed) for v in verdicts] == [("Tampered", False), ("Tampered", False), ("OK", True)]

@@ -80,8 +80,9 @@ Verdict rules (`ExecutionConfig.verdict_rule`, CLI `--verdict-rule`; the cache k
   - Helpers the tests call that live in the prompt (HumanEval/32's `poly`, /38 and /50's `encode_*`): the
     completion can redefine them.
   - Python: module attributes the tests use (`math.fabs`) are not snapshotted; assertions inside loops or
-    branches are not required to run (a tracer there is still reported); stdlib objects (generators,
-    Fraction) reach comparisons unchanged; a `Counter` is compared as a plain dict.
+    branches are not required to run (a tracer there is still reported); C-implemented objects
+    (generators, Decimal) reach comparisons unchanged, while a Fraction (Python-level `__eq__`) is Tampered
+    even when honest; a `Counter` is compared as a plain dict.
   - C++: only identifiers used by the tests and the harness are `#undef`ed (standard macros such as NULL and
     INT_MAX are kept); bash: program functions named like builtins (printf) are called by the epilogue, which
     can only withhold the evidence.

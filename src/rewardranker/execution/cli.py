@@ -15,7 +15,7 @@ from rewardranker.runio import check_output, write_jsonl
 
 def execute_command(samples_path: Path, out: Path, problems_src: str | None, workers: int | None,
                     timeout: float | None, cache: Path | None, unsafe: bool, console, task: str | None = None,
-                    verdict_rule: str = "strict") -> None:
+                    verdict_rule: str = "strict", ray: str | None = None) -> None:
     """Load problems and candidates, execute, write verdicts, print a one-line summary."""
     check_output(out, samples_path, problems_src)
     given = load_problems(problems_src) if problems_src else None
@@ -24,7 +24,11 @@ def execute_command(samples_path: Path, out: Path, problems_src: str | None, wor
     if not cands.problems:
         raise RewardRankerError(f"{samples_path}: these samples carry no problems; pass --problems")
     cfg = ExecutionConfig(workers=workers or os.cpu_count() or 1, timeout_s=timeout, cache_path=cache,
-                          sandbox=not unsafe, allow_unsandboxed=unsafe, verdict_rule=verdict_rule)
+                          sandbox=not unsafe, allow_unsandboxed=unsafe, verdict_rule=verdict_rule, ray=ray)
+    if ray:
+        from rewardranker.execution.ray_backend import import_ray
+
+        import_ray()  # a missing extra is reported before any work
     verdicts = execute(cands.problems, cands.samples, cfg, progress=True)
     write_jsonl(out, (to_dict(v) for v in verdicts))
     counts = Counter(v.status for v in verdicts)

@@ -72,6 +72,8 @@ class ExecutionConfig:
     # hardening steps, switchable only so that benchmarks/execution.py can measure what each one costs:
     seccomp: bool = True  # seccomp filters on every sandbox and program
     clean_state: bool = True  # restore /tmp, /dev (/dev/shm) and SysV IPC after every program
+    ray: str | None = None  # run on a Ray cluster: "auto", "HOST:PORT", "ray://HOST:PORT" or "local" (ray_backend)
+    ray_actors: int | None = None  # executor actors on the cluster; None: one per free cluster CPU
 
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
@@ -83,6 +85,10 @@ class ExecutionConfig:
         if self.cache_path is not None:
             self.cache_path = Path(self.cache_path)
         self.toolbox = Path(self.toolbox) if self.toolbox else default_toolbox()
+        if self.ray is not None and not (isinstance(self.ray, str) and self.ray.strip()):
+            raise ConfigError("ray", f"= {self.ray!r}: must be 'auto', 'local', HOST:PORT or ray://HOST:PORT")
+        if self.ray_actors is not None and not (isinstance(self.ray_actors, int) and self.ray_actors >= 1):
+            raise ConfigError("ray_actors", f"= {self.ray_actors!r}: must be a positive integer or None")
 
 
 @dataclass
@@ -255,6 +261,10 @@ def execute(problems: ProblemSet | Iterable[Problem], samples: list[Sample],
     """Run every sample's program against its problem's tests; verdicts come back in `samples` order."""
     cfg = cfg or ExecutionConfig()
     problems = index_problems(problems)  # keyed by (language, problem_id)
+    if cfg.ray:
+        from rewardranker.execution.ray_backend import execute_ray
+
+        return execute_ray(problems, samples, cfg, progress)
     check_available(cfg.sandbox, cfg.allow_unsandboxed)
     used = sorted({find_problem(problems, s).language for s in samples})
     for language in used:

@@ -45,14 +45,22 @@ def load_extra(folder: Path | None):
 
 
 def run_score(samples: Path, out: Path, mode: str, model: Path | None, problems: str | None, batch_size: int,
-              rm_weight: float | None) -> list[Score]:
+              rm_weight: float | None, ray: str | None = None) -> list[Score]:
+    """Score and write SCORES.jsonl; with `ray`, the model runs on scorer actors and agreement on executor actors."""
     from rewardranker.reward.score import ScoreConfig, score_candidates
 
     check_output(out, samples, model)
     cfg = ScoreConfig(mode=mode, model_dir=model, batch_size=batch_size, rm_weight=rm_weight)
     data = load_labelled(samples, None, problems, need_labels=False)
     data.cands.problems.update(data.problems)
-    scores = score_candidates(data.cands, cfg)
+    rm = exec_cfg = None
+    if ray:
+        from rewardranker.execution import ExecutionConfig
+        from rewardranker.reward.ray_scoring import RayRewardModel
+
+        rm = RayRewardModel(model, ray) if mode != "agreement" else None
+        exec_cfg = ExecutionConfig(ray=ray)
+    scores = score_candidates(data.cands, cfg, exec_cfg, rm=rm)
     write_jsonl(out, (to_dict(s) for s in scores))
     return scores
 

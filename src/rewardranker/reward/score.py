@@ -77,8 +77,12 @@ def stored_rm_weight(model_dir: Path) -> float:
     return DEFAULT_RM_WEIGHT
 
 
-def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progress: bool = True) -> list[Score]:
-    """One Score per candidate, in file order. Labels in `cands` are never read."""
+def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progress: bool = True,
+                     rm=None) -> list[Score]:
+    """One Score per candidate, in file order. Labels in `cands` are never read.
+
+    `rm`: an already loaded model with `RewardModel.score`'s signature (e.g. ray_scoring.RayRewardModel).
+    """
     samples = cands.samples
     if not samples:
         raise RewardRankerError("no candidates to score")
@@ -86,7 +90,7 @@ def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progr
     if cfg.mode in ("rm", "combined"):
         from rewardranker.reward.model import RewardModel
 
-        rm = RewardModel.load(cfg.model_dir)
+        rm = rm if rm is not None else RewardModel.load(cfg.model_dir)
         rm_scores = rm.score(cands.problems, samples, batch_size=cfg.batch_size, progress=progress)
     if cfg.mode in ("agreement", "combined"):
         sets = passed_sets(cands.problems, samples, cands.generated_tests, cfg.agreement, exec_cfg, progress)

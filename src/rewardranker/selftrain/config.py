@@ -64,6 +64,8 @@ class SelfTrainConfig:
     ppo: dict[str, Any] = field(default_factory=dict, metadata={"help": "PPOConfig fields"})
     reward: dict[str, Any] = field(default_factory=dict, metadata={"help": "RewardConfig fields"})
     execution: dict[str, Any] = field(default_factory=dict, metadata={"help": "ExecutionConfig fields"})
+    ray: str = field(default="", metadata={
+        "help": "Ray cluster for execute and score ('auto', HOST:PORT, ray://HOST:PORT, 'local'; '' = this machine)"})
     source: str = field(default="", metadata={"help": "the file this was read from (for messages)"})
 
     def __post_init__(self) -> None:
@@ -127,6 +129,8 @@ class SelfTrainConfig:
         for section in STAGE_SECTIONS:
             cls = stages.config_class(section)
             overrides = dict(getattr(self, section))
+            if section == "execution" and self.ray:
+                overrides.setdefault("ray", self.ray)
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(overrides) - known)
             if unknown:
@@ -191,6 +195,8 @@ _TYPES: dict[str, Any] = {
     "hard_negative_weight": (int, float), "hard_negative_quantile": (int, float), "reference_positives": bool, "seed": int,
     "generation": dict, "sft": dict, "ppo": dict, "reward": dict, "execution": dict, "source": str,
 }
+
+_TYPES["ray"] = str  # issue 11
 
 
 def _type_name(want: Any) -> str:

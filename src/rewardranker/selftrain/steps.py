@@ -113,7 +113,7 @@ def sft(ctx: Context, k: int, out: Path) -> None:
 
 def ppo(ctx: Context, k: int, out: Path) -> None:
     """Iteration k >= 1: PPO from the SFT model (from scratch, as in the paper) against the RM of iteration k-1."""
-    rm = stages.load_rm(reward_dir(ctx, k - 1))
+    rm = stages.load_rm(reward_dir(ctx, k - 1), ctx.cfg.ray)
     by_prompt = {p.prompt: p for p in ctx.train}
     problems = index_problems(ctx.train)
 
@@ -179,7 +179,7 @@ def rm_data(ctx: Context, k: int, out: Path) -> None:
     """Iteration 0: every sample. Iteration k: last data + new positives + hard negatives (weighted)."""
     samples = load_samples(ctx.path(f"iter_{k}/sample", "samples.jsonl"))
     passed = load_verdicts(ctx.path(f"iter_{k}/execute", "verdicts.jsonl"))
-    samples = [s for s in samples if (s.problem_id, s.sample_id) in passed]
+    samples = [s for s in samples if s.key in passed]  # (language, id, sample): the keys load_verdicts uses
     if k == 0:
         records = [_data_record(s, k, passed, 1.0, "sample") for s in samples]
         if ctx.cfg.reference_positives:  # every training problem gets a positive, so failures still make pairs
@@ -188,7 +188,7 @@ def rm_data(ctx: Context, k: int, out: Path) -> None:
             records += [_data_record(s, k, {s.key: True}, 1.0, "reference") for s in refs]
         write_jsonl(out / "rm_data.jsonl", records)
         return
-    rm = stages.load_rm(reward_dir(ctx, k - 1))
+    rm = stages.load_rm(reward_dir(ctx, k - 1), ctx.cfg.ray)
     scored = rm.score(index_problems(ctx.train), samples, progress=ctx.progress)
     scores = {s.key: v for s, v in zip(samples, scored)}
     write_jsonl(out / "scores.jsonl", [to_dict(Score(p, i, v, lang)) for (lang, p, i), v in scores.items()])
@@ -225,7 +225,7 @@ def _reward_backbone(ctx: Context) -> str:
 
 def score_eval(ctx: Context, k: int, out: Path) -> None:
     """Score this iteration's held-out samples, and iteration 0's (a fixed set across iterations), with RM k."""
-    rm = stages.load_rm(reward_dir(ctx, k))
+    rm = stages.load_rm(reward_dir(ctx, k), ctx.cfg.ray)
     problems = index_problems(ctx.heldout)
     for name, stage in (("scores.jsonl", f"iter_{k}/eval_sample"), ("scores_iter0.jsonl", "iter_0/eval_sample")):
         samples = load_samples(ctx.path(stage, "samples.jsonl"))

@@ -11,8 +11,10 @@ cannot name them):
   subscript is first turned into plain builtin values ("type-aware strict equality"): exact builtin scalars
   and containers are rebuilt element by element; subclasses of builtin types (an `int` whose `__eq__` always
   returns True, `Counter`, `namedtuple`) are converted to their builtin base through that base's own C
-  methods; an object of a class the program defined reaching an assertion is reported as `Tampered`; other
-  objects (generators, stdlib types) pass unchanged;
+  methods; an object whose class the program defined, or whose comparison, truthiness or arithmetic methods
+  are written in Python (a patched `fractions.Fraction.__eq__`, a class with a spoofed `__module__`), reaching
+  an assertion is reported as `Tampered`; other objects (generators, C-implemented stdlib types) pass
+  unchanged;
 - the epilogue (after the tests) writes the OK message to fd 3 only if no assertion failed, every assertion
   that runs unconditionally in a test function the tests call actually ran (so a tracer that jumps over
   assertions, or tests that never called `check`, fail), at least one assertion ran when all of them are
@@ -35,13 +37,29 @@ _HARNESS = '''
 def __rr_make_{n}(_g):
     _imp = _g["__import__"]
     _os, _sys = _imp("os"), _imp("sys")
-    _type, _issubclass, _AssertionError = _g["type"], _g["issubclass"], _g["AssertionError"]
+    _type, _issubclass, _isinstance = _g["type"], _g["issubclass"], _g["isinstance"]
+    _AssertionError = _g["AssertionError"]
     _list, _tuple, _dict, _set, _frozenset = _g["list"], _g["tuple"], _g["dict"], _g["set"], _g["frozenset"]
     _int, _float, _complex, _str, _bytes = _g["int"], _g["float"], _g["complex"], _g["str"], _g["bytes"]
     _scalars = (_int, _float, _complex, _str, _bytes, _g["bool"], _type(None))
     _convert = ((_int, _int.__index__), (_float, _float.__float__), (_str, _str.__str__),
                 (_bytes, _bytes.__bytes__), (_complex, _complex.__complex__))
     _module_of = _type.__dict__["__module__"].__get__
+    _mro_of, _dict_of = _type.__dict__["__mro__"].__get__, _type.__dict__["__dict__"].__get__
+    _native = (_type(_int.__eq__), _type(_int.__int__), _type(len), _type(None), _type((0).__eq__),
+               _type(_dict.__dict__["fromkeys"]))
+    _dunders = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__len__", "__abs__",
+                "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+                "__rtruediv__", "__neg__", "__float__", "__int__", "__index__", "__round__", "__contains__")
+
+    def _python_dunder(t):
+        """The first comparison, truthiness or arithmetic method of `t` written in Python, if any."""
+        for c in _mro_of(t):
+            d = _dict_of(c)
+            for name in _dunders:
+                if name in d and not _isinstance(d[name], _native):
+                    return name
+        return None
     _state = {{"fail": False, "seen": _set(), "tamper": ""}}
 
     def _say(msg):
@@ -73,9 +91,11 @@ def __rr_make_{n}(_g):
                 return base(plain(x, _depth + 1) for x in base.__iter__(v))
         if _issubclass(t, _dict):
             return {{plain(k, _depth + 1): plain(x, _depth + 1) for k, x in _dict.items(v)}}
-        if _module_of(t) == "__main__":
-            _tamper("an object of the program's class " + _type.__dict__["__name__"].__get__(t)
-                    + " reached a test assertion")
+        dunder = _python_dunder(t)
+        if _module_of(t) == "__main__" or dunder:
+            _tamper("an object of class " + _type.__dict__["__name__"].__get__(t) + " ("
+                    + (dunder + " written in Python" if dunder else "defined by the program")
+                    + ") reached a test assertion")
             _state["fail"] = True
             raise _AssertionError("rewardranker strict: program-defined object in an assertion")
         return v
