@@ -435,6 +435,8 @@ def serve_cmd(
     threads: Annotated[Optional[int], typer.Option(help="torch threads (default: torch's)")] = None,
     unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="run programs WITHOUT the "
                                                     "bubblewrap sandbox")] = False,
+    ray: Annotated[Optional[str], typer.Option(help="execute `tests` and /v1/execute batches on a Ray cluster: "
+                                               "'auto' or HOST:PORT (pip install 'rewardranker[ray]')")] = None,
 ) -> None:
     """Serve best-of-N (OpenAI-compatible /v1/chat/completions and /v1/completions), /v1/score and /v1/execute."""
     with user_errors():
@@ -447,7 +449,7 @@ def serve_cmd(
                           request_timeout_s=request_timeout, api_key=api_key, n_candidates=n_candidates,
                           max_candidates=max_candidates, max_tokens=max_tokens, exec_workers=exec_workers,
                           problems=problems, cache_path=cache, torch_threads=threads,
-                          sandbox=not unsafe_no_sandbox))
+                          sandbox=not unsafe_no_sandbox, ray=ray))
 
 
 if __name__ == "__main__":

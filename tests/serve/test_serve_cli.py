@@ -22,3 +22,15 @@ def test_serve_on_a_public_address_needs_an_api_key(models, monkeypatch):
 def test_serve_with_a_missing_reward_model_folder_says_so(models, tmp_path):
     result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "nope"), "--generator", str(models[0])])
     assert result.exit_code == 1 and "not a reward-model folder" in result.output
+
+
+def test_serve_ray_address_reaches_the_executor_config(models):
+    """`--ray` makes /v1/execute and `tests` run on the cluster: the executor config carries the address."""
+    from types import SimpleNamespace
+
+    from rewardranker.serve import ServeConfig
+    from rewardranker.serve.engine import Engine
+
+    cfg = ServeConfig(model=models[1], generator=models[0], ray="auto")
+    assert Engine.exec_config(SimpleNamespace(cfg=cfg)).ray == "auto"
+    assert Engine.exec_config(SimpleNamespace(cfg=ServeConfig(model=models[1], generator=models[0]))).ray is None

@@ -60,6 +60,7 @@ class ServeConfig:
     sandbox: bool = True
     problems: str | None = "humaneval"  # problem ids a request's `tests` may name
     torch_threads: int | None = None
+    ray: str | None = None  # execute on a Ray cluster ("auto", HOST:PORT): ExecutionConfig.ray
 
     def __post_init__(self) -> None:
         if (self.generator is None) == (self.upstream is None):
@@ -353,7 +354,8 @@ class Engine:
             extra["verdict_rule"] = verdict_rule
         try:
             return ExecutionConfig(workers=self.cfg.exec_workers, timeout_s=timeout_s, sandbox=self.cfg.sandbox,
-                                   allow_unsandboxed=not self.cfg.sandbox, cache_path=self.cfg.cache_path, **extra)
+                                   allow_unsandboxed=not self.cfg.sandbox, cache_path=self.cfg.cache_path,
+                                   ray=self.cfg.ray, **extra)
         except ConfigError as e:
             raise RequestError(e.field, str(e)) from None
 
