@@ -292,7 +292,7 @@ def gen_tests_cmd(
     """Sample assert statements per problem (CodeT's prompt), extract and dedupe them for `score --tests`."""
     with user_errors():
         from rewardranker.generation import GenerationConfig
-        from rewardranker.generation.testgen import TestGenConfig, generate_tests
+        from rewardranker.generation.testgen import GenTestsConfig, generate_tests
 
         if (problems is None) == (samples is None):
             raise RewardRankerError("give exactly one of --problems and --samples")
@@ -310,7 +310,7 @@ def gen_tests_cmd(
                                max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, device=device,
                                precision=precision, base_url=base_url, concurrency=concurrency,
                                retries=retries, timeout_s=timeout_s, logprobs=False)
-        stats = generate_tests(cfg, probs[:limit], out, TestGenConfig(style=style, max_tests=max_tests))
+        stats = generate_tests(cfg, probs[:limit], out, GenTestsConfig(style=style, max_tests=max_tests))
         console.print(f"wrote {out}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()))
 
 

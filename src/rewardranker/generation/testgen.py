@@ -2,7 +2,9 @@
 from a generator, extract and deduplicate them as CodeT does, and write one line per problem.
 
 Prompt (CodeT's shape): the problem's prompt, a `pass` body, then `# check the correctness of <f>` and an open
-`assert ` (style "codet"), or a `def check(candidate):` stub with an open `assert candidate(` (style "check").
+`assert` (style "codet"), or a `def check(candidate):` stub with an open `assert candidate` (style "check").
+CodeT ended the prompt in "assert "; we stop before the space (and the parenthesis) because BPE tokenizers fold a
+leading space into the next token, so a prompt ending in a space puts the model off its training distribution.
 Extraction follows CodeT's post-processing: split the continuation on "assert ", cut every piece at CodeT's stop
 strings, and keep the pieces that parse; we also require the assert to call the entry point (checked on the
 syntax tree, not by substring) and drop duplicates by their normalized text (`ast.unparse`), first one kept.
@@ -29,7 +31,7 @@ _DEF = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 
 
 @dataclass(frozen=True)
-class TestGenConfig:
+class GenTestsConfig:
     """How to ask for tests and how many to keep (CodeT used the first 100 distinct asserts per problem)."""
 
     style: str = "codet"
@@ -54,10 +56,10 @@ def entry_point(problem: Problem) -> str:
 
 def opening(style: str) -> str:
     """The text the prompt ends with, which the model continues (and which extraction puts back in front)."""
-    return "assert " if style == "codet" else "    assert candidate("
+    return "assert" if style == "codet" else "    assert candidate"
 
 
-def test_prompt(problem: Problem, style: str = "codet") -> str:
+def prompt_for_tests(problem: Problem, style: str = "codet") -> str:
     """CodeT's test-generation prompt for one Python problem."""
     if problem.language != "py":
         raise RewardRankerError(f"{problem.problem_id}: gen-tests writes Python asserts (the agreement harness "
@@ -142,13 +144,13 @@ def dedupe(asserts: list[str], cap: int) -> list[str]:
     return out
 
 
-def test_problems(problems: list[Problem], style: str) -> list[Problem]:
+def problems_for_tests(problems: list[Problem], style: str) -> list[Problem]:
     """The problems re-posed as test-writing prompts (what the sampler sees)."""
-    return [Problem(problem_id=p.problem_id, language="py", prompt=test_prompt(p, style), tests="",
+    return [Problem(problem_id=p.problem_id, language="py", prompt=prompt_for_tests(p, style), tests="",
                     stop_tokens=SAMPLING_STOP, entry_point=entry_point(p), source=p.source) for p in problems]
 
 
-def generate_tests(gen_cfg, problems: list[Problem], out_path: str | Path, cfg: TestGenConfig = TestGenConfig(),
+def generate_tests(gen_cfg, problems: list[Problem], out_path: str | Path, cfg: GenTestsConfig = GenTestsConfig(),
                    progress: bool = True) -> dict:
     """Sample `gen_cfg.n` continuations per problem, extract and dedupe their asserts, write `out_path`.
 
@@ -158,7 +160,7 @@ def generate_tests(gen_cfg, problems: list[Problem], out_path: str | Path, cfg: 
     from rewardranker.generation.sample import sample_problems, sibling
 
     out_path = Path(out_path)
-    asked = test_problems(problems, cfg.style)
+    asked = problems_for_tests(problems, cfg.style)
     samples_path = sample_problems(gen_cfg, asked, sibling(out_path, ".samples.jsonl"), progress=progress)
     raw: dict[str, list[tuple[int, str]]] = {}
     for r in read_jsonl_tolerant(sibling(samples_path, ".raw.jsonl")):
@@ -209,8 +211,8 @@ def sft_examples(problems: list[Problem], style: str = "codet") -> list[tuple[st
             continue
         if style == "codet":
             asserts = [ln.replace("candidate(", f"{entry}(", 1) for ln in lines]
-            target = "\n".join(asserts)[len("assert "):] + "\n"
+            target = "\n".join(asserts)[len(opening(style)):] + "\n"
         else:
             target = "\n".join("    " + ln for ln in lines)[len(opening(style)):] + "\n"
-        out.append((test_prompt(p, style), target))
+        out.append((prompt_for_tests(p, style), target))
     return out
