@@ -15,8 +15,8 @@ from rewardranker.generation.testgen import (
     dedupe,
     extract_asserts,
     load_generated_tests,
-    sft_examples,
     prompt_for_tests,
+    sft_examples,
 )
 from rewardranker.records import Problem
 
@@ -130,13 +130,11 @@ def _candidates_file(path):
 
 def _holds(assert_text: str, i: int) -> bool:
     """Whether a generated assert is true of toy problem i's reference solution."""
-    scope: dict = {}
-    exec(f"def f{i}(x):\n    return x + {i}\n", scope)
-    try:
-        exec(assert_text, scope)
-    except Exception:
-        return False
-    return True
+    import subprocess
+    import sys
+
+    program = f"def f{i}(x):\n    return x + {i}\n{assert_text}\n"
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=30, check=False).returncode == 0
 
 
 def _run(*args):
@@ -166,7 +164,8 @@ def test_gen_tests_feeds_agreement_scoring_end_to_end(test_writer, tmp_path, mon
     assert (tmp_path / "tests.samples.raw.jsonl").exists()  # the sampled text is kept beside the tests
     _run("score", "--samples", cands, "--mode", "agreement", "--tests", tmp_path / "tests.jsonl",
          "--out", tmp_path / "agr.jsonl")
-    scores = {(s["problem_id"], s["sample_id"]): s["score"] for s in map(json.loads, open(tmp_path / "agr.jsonl"))}
+    lines = (tmp_path / "agr.jsonl").read_text().splitlines()
+    scores = {(s["problem_id"], s["sample_id"]): s["score"] for s in map(json.loads, lines)}
     right_asserts = [r for r in rows if any(_holds(t, int(r["problem_id"][4:])) for t in r["generated_tests"])]
     assert len(right_asserts) >= N_TOY // 2, rows  # the generator learned correct expected values
     for r in right_asserts:  # where a test is right, right bodies outscore wrong ones

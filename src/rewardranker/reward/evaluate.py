@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from rewardranker.errors import RewardRankerError
-from rewardranker.metrics import bootstrap_ci, pairwise_accuracy, pass_at_k, ranked_pass_at_1, within_problem_auroc
+from rewardranker.metrics import (
+    bootstrap_ci,
+    pairwise_accuracy,
+    pass_at_k,
+    ranked_pass_at_1,
+    within_problem_auroc,
+)
 from rewardranker.records import Problem, Sample
 
 Key = tuple[str, int]
