@@ -4,12 +4,17 @@ agreement / combined reranking from those tests, against random and against the 
     .venv/bin/python benchmarks/gen_tests.py            # what the README reports (about 30-60 min on 2 shared cores)
 
 Every step is the CLI command it prints (so each number can be reproduced by hand):
-  1. build-generator + `sft --test-examples`: the tiny GPT-2, fine-tuned on the procedural train split's solutions
-     and on its asserts in CodeT's test prompt (skipped when OUT/sft exists);
-  2. gen-tests (hf backend) on the dev problems; the same through the OpenAI backend against the local stdlib
-     server (src/rewardranker/generation/local_server.py), on --openai-limit problems (it serves one request at a time);
-  3. score --mode agreement --tests, for both; `train-rm --cv 5` for out-of-fold reward scores (skipped when
-     OUT/rm-cv/cv_scores.jsonl exists), and `combined` = the score module's combination of those with soft agreement;
+  1. build-generator, then `sft --test-examples` (600 steps), then 100 more `sft --test-examples` steps from that
+     model: the tiny GPT-2 learns the procedural train split's solutions and its asserts under both test prompts
+     (skipped when OUT/sft2 exists). The measured run's first stage saw only the "codet" test prompt;
+  2. gen-tests (hf backend, --style check: the tiny model cannot copy an unseen function name, and the check stub
+     calls it `candidate`) on the dev problems; the same through the OpenAI backend against the local stdlib
+     server (src/rewardranker/generation/local_server.py), on --openai-limit problems (it serves one request at a
+     time);
+  3. score --mode agreement --tests, for both, and with the dev file's own CodeGen-16B tests for reference;
+     `train-rm --cv 5` for out-of-fold reward scores (frozen tiny GPT-2 + TF-IDF consensus, minutes on a loaded
+     CPU; skipped when OUT/rm-cv/cv_scores.jsonl exists), and `combined` = `score`'s combination of those with soft
+     agreement on the generated tests;
   4. eval: ranked pass@1 with 95% bootstrap CIs vs random and oracle, AUROC; table printed, JSON in
      benchmarks/results/gen_tests.json.
 """
@@ -35,9 +40,10 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--file", type=Path, default=DEV)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench-gen-tests")
     ap.add_argument("--sft-steps", type=int, default=600)
-    ap.add_argument("--n", type=int, default=10, help="sampled continuations per problem")
-    ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--openai-limit", type=int, default=20, help="problems sampled through the OpenAI backend")
+    ap.add_argument("--n", type=int, default=5, help="sampled continuations per problem")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--style", default="check", choices=["codet", "check"])
+    ap.add_argument("--openai-limit", type=int, default=10, help="problems sampled through the OpenAI backend")
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "gen_tests.json")
     return ap.parse_args()
 
@@ -107,25 +113,32 @@ def _combined(samples_file: Path, rm_file: Path, agreement_tests: Path, out: Pat
 
 
 def main() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"  # the local server generates in this process; the box is shared
+    import torch
+
+    torch.set_num_threads(1)
     args = _args()
     out, log = args.out, []
     out.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
     timings = {}
-    if not (out / "sft" / "sft_config.json").exists():
+    if not (out / "sft2" / "sft_config.json").exists():
         timings["build_generator_s"] = cli("build-generator", "--out", out / "gen0", log=log)
         timings["sft_s"] = cli("sft", "--model", out / "gen0", "--out", out / "sft", "--max-steps", args.sft_steps,
                                "--learning-rate", "2e-3", "--test-examples", log=log)
-    gen = ["--n", args.n, "--max-new-tokens", args.max_new_tokens, "--temperature", 0.8, "--seed", 0]
+        timings["sft2_s"] = cli("sft", "--model", out / "sft", "--out", out / "sft2", "--max-steps", 100,
+                                "--learning-rate", "1e-3", "--test-examples", log=log)
+    gen = ["--n", args.n, "--max-new-tokens", args.max_new_tokens, "--temperature", 0.8, "--seed", 0,
+           "--style", args.style, "--batch-size", 32]
     for f in out.glob("tests_hf*"):
         f.unlink()
-    timings["gen_tests_hf_s"] = cli("gen-tests", "--samples", args.file, "--model", out / "sft",
+    timings["gen_tests_hf_s"] = cli("gen-tests", "--samples", args.file, "--model", out / "sft2",
                                     "--out", out / "tests_hf.jsonl", *gen, log=log)
     from rewardranker.generation.local_server import LocalCompletionServer
 
     for f in out.glob("tests_openai*"):
         f.unlink()
-    with LocalCompletionServer(str(out / "sft")) as server:
+    with LocalCompletionServer(str(out / "sft2")) as server:
         timings["gen_tests_openai_s"] = cli("gen-tests", "--samples", args.file, "--backend", "openai", "--base-url",
                                             server.url, "--model", "sft", "--out", out / "tests_openai.jsonl",
                                             "--limit", args.openai_limit, "--concurrency", 4, *gen, log=log)
@@ -137,7 +150,10 @@ def main() -> None:
     cli("score", "--samples", openai_subset, "--mode", "agreement", "--tests", out / "tests_openai.jsonl",
         "--out", out / "agreement_openai.jsonl", log=log)
     if not (out / "rm-cv" / "cv_scores.jsonl").exists():
-        timings["train_rm_cv_s"] = cli("train-rm", "--samples", args.file, "--cv", 5, "--out", out / "rm-cv", log=log)
+        (out / "rm-tfidf.yaml").write_text("consensus: tfidf\nbf16: false\n")
+        timings["train_rm_cv_s"] = cli("train-rm", "--samples", args.file, "--cv", 5, "--out", out / "rm-cv",
+                                       "--config", out / "rm-tfidf.yaml", "--backbone", out / "sft",
+                                       "--train-top-layers", 0, log=log)
     _combined(args.file, out / "rm-cv" / "cv_scores.jsonl", out / "tests_hf.jsonl", out / "combined_gen.jsonl")
     cli("eval", "--samples", args.file, "--out", out / "eval",
         "--scores", f"agreement (generated tests)={out / 'agreement_gen.jsonl'}",

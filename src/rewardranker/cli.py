@@ -329,7 +329,7 @@ def sft_cmd(
     batch_size: Annotated[Optional[int], typer.Option(help="examples per step [default: 16]")] = None,
     lora: Annotated[Optional[bool], typer.Option(help="train LoRA adapters (merged when saved)")] = None,
     test_examples: Annotated[bool, typer.Option("--test-examples", help="also teach writing tests: CodeT's "
-                                                "test prompt -> the problems' own asserts (for `gen-tests`)")] = False,
+                                                "test prompts (both `gen-tests` styles) -> the problems' own asserts")] = False,
 ) -> None:
     """Fine-tune a generator on prompt -> solution pairs (loss on the solution only); `accelerate launch` scales it."""
     with user_errors():
@@ -343,10 +343,10 @@ def sft_cmd(
         if (samples is None) != (verdicts is None):
             raise RewardRankerError("--samples and --verdicts go together")
         examples = examples_from_verdicts(probs, samples, verdicts) if samples else examples_from_problems(probs)
-        if test_examples:
+        if test_examples:  # both prompt shapes `gen-tests --style` offers
             from rewardranker.generation.testgen import sft_examples
 
-            examples = examples + sft_examples(probs)
+            examples = examples + sft_examples(probs, "codet") + sft_examples(probs, "check")
         console.print(f"wrote {run_sft(cfg, model, examples, out)}")
 
 

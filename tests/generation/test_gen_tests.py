@@ -161,7 +161,7 @@ def test_gen_tests_feeds_agreement_scoring_end_to_end(test_writer, tmp_path, mon
                "--n", 2, "--temperature", 0, "--max-new-tokens", 48)
     assert f"problems {N_TOY}" in out
     rows = _check_tests_file(tmp_path / "tests.jsonl")
-    assert (tmp_path / "tests.samples.raw.jsonl").exists()  # the sampled text is kept beside the tests
+    assert (tmp_path / "tests.codet.samples.raw.jsonl").exists()  # the sampled text is kept beside the tests
     _run("score", "--samples", cands, "--mode", "agreement", "--tests", tmp_path / "tests.jsonl",
          "--out", tmp_path / "agr.jsonl")
     lines = (tmp_path / "agr.jsonl").read_text().splitlines()

@@ -154,14 +154,14 @@ def generate_tests(gen_cfg, problems: list[Problem], out_path: str | Path, cfg: 
                    progress: bool = True) -> dict:
     """Sample `gen_cfg.n` continuations per problem, extract and dedupe their asserts, write `out_path`.
 
-    The samples go to `<out>.samples.jsonl` (+ `.raw.jsonl`, `.config.json`) beside it, so a rerun of the same
-    command resumes sampling. Returns counts for a summary line.
+    The samples go to `<out>.<style>.samples.jsonl` (+ `.raw.jsonl`, `.config.json`) beside it, so a rerun of the
+    same command resumes sampling (and another style or sampling setting cannot mix in). Returns counts.
     """
     from rewardranker.generation.sample import sample_problems, sibling
 
     out_path = Path(out_path)
     asked = problems_for_tests(problems, cfg.style)
-    samples_path = sample_problems(gen_cfg, asked, sibling(out_path, ".samples.jsonl"), progress=progress)
+    samples_path = sample_problems(gen_cfg, asked, sibling(out_path, f".{cfg.style}.samples.jsonl"), progress=progress)
     raw: dict[str, list[tuple[int, str]]] = {}
     for r in read_jsonl_tolerant(sibling(samples_path, ".raw.jsonl")):
         raw.setdefault(r["problem_id"], []).append((r["sample_id"], r["raw"]))
