@@ -12,8 +12,9 @@ Every step is the CLI command it prints (so each number can be reproduced by han
      server (src/rewardranker/generation/local_server.py), on --openai-limit problems (it serves one request at a
      time);
   3. score --mode agreement --tests, for both, and with the dev file's own CodeGen-16B tests for reference;
-     `train-rm --cv 5` for out-of-fold reward scores (frozen tiny GPT-2 + TF-IDF consensus, minutes on a loaded
-     CPU; skipped when OUT/rm-cv/cv_scores.jsonl exists), and `combined` = `score`'s combination of those with soft
+     `train-rm --cv 5` for out-of-fold reward scores (the tiny GPT-2 as backbone, --rm-steps steps per fold, TF-IDF
+     consensus: minutes on a loaded CPU, where the MiniLM default takes an hour; skipped when
+     OUT/rm-cv/cv_scores.jsonl exists), and `combined` = `score`'s combination of those with soft
      agreement on the generated tests;
   4. eval: ranked pass@1 with 95% bootstrap CIs vs random and oracle, AUROC; table printed, JSON in
      benchmarks/results/gen_tests.json.
@@ -40,9 +41,10 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--file", type=Path, default=DEV)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench-gen-tests")
     ap.add_argument("--sft-steps", type=int, default=600)
-    ap.add_argument("--n", type=int, default=5, help="sampled continuations per problem")
+    ap.add_argument("--n", type=int, default=10, help="sampled continuations per problem")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--style", default="check", choices=["codet", "check"])
+    ap.add_argument("--rm-steps", type=int, default=40, help="reward-model steps per CV fold")
     ap.add_argument("--openai-limit", type=int, default=10, help="problems sampled through the OpenAI backend")
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "gen_tests.json")
     return ap.parse_args()
@@ -150,10 +152,10 @@ def main() -> None:
     cli("score", "--samples", openai_subset, "--mode", "agreement", "--tests", out / "tests_openai.jsonl",
         "--out", out / "agreement_openai.jsonl", log=log)
     if not (out / "rm-cv" / "cv_scores.jsonl").exists():
-        (out / "rm-tfidf.yaml").write_text("consensus: tfidf\nbf16: false\n")
+        (out / "rm-tiny.yaml").write_text("consensus: tfidf\nbf16: false\nmax_length: 128\n")
         timings["train_rm_cv_s"] = cli("train-rm", "--samples", args.file, "--cv", 5, "--out", out / "rm-cv",
-                                       "--config", out / "rm-tfidf.yaml", "--backbone", out / "sft",
-                                       "--train-top-layers", 0, log=log)
+                                       "--config", out / "rm-tiny.yaml", "--backbone", out / "sft",
+                                       "--max-steps", args.rm_steps, log=log)
     _combined(args.file, out / "rm-cv" / "cv_scores.jsonl", out / "tests_hf.jsonl", out / "combined_gen.jsonl")
     cli("eval", "--samples", args.file, "--out", out / "eval",
         "--scores", f"agreement (generated tests)={out / 'agreement_gen.jsonl'}",

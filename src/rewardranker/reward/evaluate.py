@@ -4,6 +4,7 @@ per language; a table, a bar plot of pass@1 by mode and a reliability plot; K-fo
 from __future__ import annotations
 
 import random
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def plot_pass_at_1(report: dict, path: str | Path) -> Path:
     lo = np.array([g["modes"][m]["CI"][0] for m in modes])
     hi = np.array([g["modes"][m]["CI"][1] for m in modes])
     many = len(modes) > 4
-    fig, ax = plt.subplots(figsize=(min(1.1 * len(modes) + 4.5, 16), 5))
+    fig, ax = plt.subplots(figsize=(min(1.1 * len(modes) + 4.5, 16) if many else 1.9 * len(modes) + 4.5, 5))
     x = np.arange(len(modes))
     ax.bar(x, vals, color="#4c72b0", width=0.6, label="ranked pass@1 (95% CI)")
     ax.errorbar(x, vals, yerr=[vals - lo, hi - vals], fmt="none", ecolor="black", capsize=4, lw=1)
@@ -143,10 +144,11 @@ def plot_pass_at_1(report: dict, path: str | Path) -> Path:
     ax.axhline(g["oracle pass@n"], ls=":", color="green", lw=1.5, label=f"oracle pass@n {g['oracle pass@n']:.1f}")
     top = max([*hi, g["oracle pass@n"], 1.0])
     ax.set_ylim(0, min(100, top) * 1.08 + 2)
-    names = [f"{m} ({v:.1f})" if many else f"{m}\n{v:.1f} [{a:.1f}, {b:.1f}]" for m, v, a, b in zip(modes, vals, lo, hi)]
+    names = [f"{m} ({v:.1f})" if many else f"{textwrap.fill(m, 18)}\n{v:.1f} [{a:.1f}, {b:.1f}]"
+             for m, v, a, b in zip(modes, vals, lo, hi)]
     ax.set_xticks(x, names, rotation=30 if many else 0, ha="right" if many else "center")
-    ax.set_ylabel("ranked pass@1 (%)")
-    ax.set_title(f"pass@1 by ranker ({g['problems']} problems; bars: 95% bootstrap CI over problems)")
+    ax.set_ylabel("ranked pass@1 (%), 95% bootstrap CI")
+    ax.set_title(f"ranked pass@1 by ranker ({g['problems']} problems)", loc="left")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
