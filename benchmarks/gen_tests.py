@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -176,6 +177,8 @@ def main() -> None:
               "eval_openai_subset": sub, "commands": log}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2) + "\n")
+    for name in ("pass_at_1.png", "reliability.png"):
+        shutil.copyfile(out / "eval" / name, args.results.with_name(f"gen_tests_{name}"))
     _print(result)
 
 
