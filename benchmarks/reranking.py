@@ -124,7 +124,7 @@ def main() -> None:
     console = Console()
     cfg = _config(args)
     cands = load_candidates(args.file)
-    keys = [(s.problem_id, s.sample_id) for s in cands.samples]
+    keys = [s.key for s in cands.samples]  # (language, problem_id, sample_id)
     tag = hashlib.sha256(args.file.read_bytes()).hexdigest()[:12]
     feats, feat_wall = _features(cfg, cands.problems, cands.samples, args.out, tag)
     agr, soft, agr_wall = _agreement(cands)
@@ -140,7 +140,7 @@ def main() -> None:
         scores[f"combined w={w:g}"] = dict(zip(keys, combine(cands.samples, rm, soft, w)))
         scores[f"CodeT + rm w={w:g}"] = dict(zip(keys, combine(cands.samples, rm, agr, w)))
     args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(args.out / "scores.jsonl", ({"problem_id": k[0], "sample_id": k[1],
+    write_jsonl(args.out / "scores.jsonl", ({"problem_id": k[1], "sample_id": k[2], "language": k[0],
                                              **{m: v[k] for m, v in scores.items()}} for k in keys))
     rows = collect(cands.problems, cands.samples, cands.labels, scores)
     report = evaluate(rows)

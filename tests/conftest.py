@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("REWARDRANKER_SHARED", REPO.parent / "shared"))  # a worktree can point elsewhere
 
 
 @pytest.fixture(scope="session")

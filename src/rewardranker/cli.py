@@ -8,6 +8,7 @@ so `--help` stays fast.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
@@ -25,8 +26,19 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from rewardranker import __version__
+
+        typer.echo(f"rewardranker {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """rewardranker: sample N programs, execute them, train a reward model on the verdicts, rerank, repeat.
 
     Every stage reads and writes JSONL records, so each can be run, inspected and resumed on its own.
@@ -60,34 +72,78 @@ def execute(
                                                   "~/.cache/rewardranker/verdicts.sqlite.")] = None,
     unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="Run untrusted programs WITHOUT "
                                                     "the bubblewrap sandbox (only rlimits and timeouts).")] = False,
+    task: Annotated[Optional[str], typer.Option(help="For a bigcode-evaluation-harness generations.json: its task, "
+                                                "e.g. humaneval or multiple-cpp.")] = None,
+    verdict_rule: Annotated[str, typer.Option(help="'strict' (default: exit 0 AND harness evidence that the tests "
+                                              "ran to their end; what training uses) or 'multipl-e' (exit 0, "
+                                              "MultiPL-E's rule, for benchmark fidelity).")] = "strict",
 ) -> None:
-    """Run each sample's program (prompt + completion + tests) and write one verdict per sample."""
+    """Run each sample's program (prompt + completion + tests) and write one verdict per sample.
+
+    --samples also reads EvalPlus samples (JSONL or folder), bigcode-evaluation-harness generations.json and
+    MultiPL-E completions folders (which carry their problems); the detected format is printed.
+    """
     with user_errors():
         from rewardranker.execution.cli import execute_command
 
-        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console)
+        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console, task,
+                        verdict_rule=verdict_rule)
 
 # ----------------------------------------------------------------------------- metrics (issue 2)
 
 
 @app.command()
 def metrics(
-    verdicts: Annotated[Path, typer.Option(help="VERDICTS.jsonl written by `rewardranker execute`.")],
+    verdicts: Annotated[Path, typer.Option(help="VERDICTS.jsonl written by `rewardranker execute`, or a MultiPL-E "
+                                                "results folder (*.results.json[.gz]).")],
     scores: Annotated[Optional[Path], typer.Option(help="SCORES.jsonl from `rewardranker score`: adds ranked "
                                                         "pass@1, pairwise accuracy and AUROC.")] = None,
     k: Annotated[list[int], typer.Option("--k", help="k values for unbiased pass@k (repeatable).")] = [1, 10, 100],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
 ) -> None:
-    """Print pass@k, ranked pass@1 and oracle pass@n, overall and per language."""
+    """Print pass@k, ranked pass@1 and oracle pass@n, overall and per language (problems keyed by language + id)."""
     from rewardranker import metrics as m
-    from rewardranker.runio import write_json
+    from rewardranker.runio import check_output, write_report
 
     with user_errors():
-        outcomes = m.group_outcomes(m.load_verdicts(verdicts), m.load_scores(scores) if scores else None)
-        report = m.summarize(outcomes, ks=k)
+        if json_out:
+            check_output(json_out, verdicts, scores, option="--json")
+        detected: list[str] = []
+        outcomes = m.group_outcomes(m.load_verdicts(verdicts, detected), m.load_scores(scores) if scores else None)
+        console.print(f"{verdicts}: detected {detected[0]}", highlight=False, soft_wrap=True)
+        with warnings.catch_warnings(record=True) as caught:  # one plain line each, not Python's two-line format
+            warnings.simplefilter("always")
+            report = m.summarize(outcomes, ks=k)
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
         Console().print(m.metrics_table(report))
         if json_out:
-            write_json(json_out, report)
+            write_report(json_out, report, "metrics", {"verdicts": verdicts, "scores": scores, "k": k})
+
+
+@app.command("compare-verdicts")
+def compare_verdicts_cmd(
+    ours: Annotated[Path, typer.Option(help="VERDICTS.jsonl from `rewardranker execute`.")],
+    theirs: Annotated[Path, typer.Option(help="Verdicts to compare with: a MultiPL-E results folder "
+                                              "(*.results.json[.gz]) or another VERDICTS.jsonl.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON here.")] = None,
+    show: Annotated[int, typer.Option(help="Disagreements to list.")] = 20,
+) -> None:
+    """Compare two sets of verdicts candidate by candidate (passed and status), per language."""
+    from rewardranker.compare import compare_verdicts, comparison_table
+    from rewardranker.metrics import load_verdicts
+    from rewardranker.runio import check_output, write_report
+
+    with user_errors():
+        if json_out:
+            check_output(json_out, ours, theirs, option="--json")
+        found: list[str] = []
+        a, b = load_verdicts(ours, found), load_verdicts(theirs, found)
+        console.print(f"{ours}: detected {found[0]}; {theirs}: detected {found[1]}", highlight=False, soft_wrap=True)
+        report = compare_verdicts(a, b)
+        Console().print(comparison_table(report, show))
+        if json_out:
+            write_report(json_out, report, "compare-verdicts", {"ours": ours, "theirs": theirs})
 
 # ----------------------------------------------------------------------------- reward (issue 3)
 
@@ -142,7 +198,8 @@ def build_rm_data_cmd(
         from rewardranker.problems import load_problems
         from rewardranker.reward.mutants import build_rm_data
 
-        stats = build_rm_data(load_problems(problems), out, per_problem, seed, ExecutionConfig(workers=workers))
+        stats = build_rm_data(load_problems(problems), out, per_problem, seed, ExecutionConfig(workers=workers,
+                                                                                          verdict_rule="strict"))
         console.print(f"wrote {out}: {stats}")
 
 
@@ -254,7 +311,9 @@ def sample_cmd(
     with user_errors():
         from rewardranker.generation import GenerationConfig, sample_problems
         from rewardranker.problems import load_problems
+        from rewardranker.runio import check_output
 
+        check_output(out, problems)
         cfg = GenerationConfig(backend=backend, model=model, n=n, temperature=temperature, top_p=top_p,
                                max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, device=device,
                                precision=precision, base_url=base_url, concurrency=concurrency,
@@ -398,6 +457,51 @@ def selftrain(
         out = run_selftrain(cfg, run_dir or Path("runs") / f"selftrain-{path.stem}", rerun=rerun,
                             log=lambda line: console.print(line, highlight=False))
         typer.echo((out / "report.md").read_text(encoding="utf-8"))
+
+
+# ----------------------------------------------------------------------------- serving (issue 10)
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[Path, typer.Option(help="reward model folder (from `train-rm`), loaded once")],
+    generator: Annotated[Optional[Path], typer.Option(help="local generator folder (HF causal LM) to sample "
+                                                           "from in process")] = None,
+    upstream: Annotated[Optional[str], typer.Option(help="or an OpenAI-compatible server to sample from, URL up to "
+                                                         "/v1 (vLLM, llama.cpp, TGI); key: $REWARDRANKER_UPSTREAM_API_KEY")] = None,
+    upstream_model: Annotated[str, typer.Option(help="the upstream's served model name")] = "",
+    upstream_chat: Annotated[bool, typer.Option(help="send chat requests to the upstream's /chat/completions "
+                                                     "(else render them into a plain prompt)")] = True,
+    host: Annotated[str, typer.Option(help="address to listen on; anything but 127.0.0.1 needs an API key")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="requests processed at once (threads sharing the one loaded "
+                                              "model)")] = 4,
+    max_queue: Annotated[int, typer.Option(help="requests waiting beyond --workers; more get HTTP 429")] = 64,
+    request_timeout: Annotated[float, typer.Option(help="seconds before a request gets HTTP 504")] = 300.0,
+    api_key: Annotated[Optional[str], typer.Option(envvar="REWARDRANKER_API_KEY",
+                                                   help="clients must send 'Authorization: Bearer KEY'")] = None,
+    n_candidates: Annotated[int, typer.Option(help="default N when a request names none")] = 4,
+    max_candidates: Annotated[int, typer.Option(help="largest N a request may ask for")] = 64,
+    max_tokens: Annotated[int, typer.Option(help="default new tokens per candidate")] = 256,
+    exec_workers: Annotated[int, typer.Option(help="sandboxed programs run in parallel per batch")] = 2,
+    problems: Annotated[str, typer.Option(help="problems whose ids a request's `tests` may name")] = "humaneval",
+    cache: Annotated[Optional[Path], typer.Option(help="verdict cache (SQLite); default as for `execute`")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: torch's)")] = None,
+    unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="run programs WITHOUT the "
+                                                    "bubblewrap sandbox")] = False,
+) -> None:
+    """Serve best-of-N (OpenAI-compatible /v1/chat/completions and /v1/completions), /v1/score and /v1/execute."""
+    with user_errors():
+        from rewardranker.serve import ServeConfig
+        from rewardranker.serve.run import serve
+
+        serve(ServeConfig(model=model, generator=generator, upstream=upstream, upstream_model=upstream_model,
+                          upstream_chat=upstream_chat,
+                          host=host, port=port, workers=workers, max_queue=max_queue,
+                          request_timeout_s=request_timeout, api_key=api_key, n_candidates=n_candidates,
+                          max_candidates=max_candidates, max_tokens=max_tokens, exec_workers=exec_workers,
+                          problems=problems, cache_path=cache, torch_threads=threads,
+                          sandbox=not unsafe_no_sandbox))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from rewardranker.selftrain.report import findings, markdown_table
 def _case(rows):
     """rows: (problem, sample, passed, score)."""
     samples = [Sample(p, i, f"c{i}") for p, i, _, _ in rows]
-    passed = {(p, i): ok for p, i, ok, _ in rows}
-    scores = {(p, i): s for p, i, _, s in rows}
+    passed = {("", p, i): ok for p, i, ok, _ in rows}  # keys: (language, problem_id, sample_id)
+    scores = {("", p, i): s for p, i, _, s in rows}
     return samples, passed, scores
 
 

@@ -10,7 +10,7 @@ from rewardranker.records import Score, to_dict
 from rewardranker.reward.config import RewardConfig
 from rewardranker.reward.data import load_labelled
 from rewardranker.reward.provenance import add_training_sources, write_scores_meta
-from rewardranker.runio import write_json, write_jsonl
+from rewardranker.runio import check_output, check_output_folder, write_jsonl, write_report
 
 
 def run_train(cfg: RewardConfig, samples: Path, verdicts: Path | None, problems: str | None, out: Path,
@@ -18,6 +18,8 @@ def run_train(cfg: RewardConfig, samples: Path, verdicts: Path | None, problems:
     """Train one model on everything, or with cv >= 2 write out-of-fold scores to OUT/cv_scores.jsonl."""
     from rewardranker.reward.train import train_reward_model
 
+    check_output_folder(out)
+    check_output(out / "cv_scores.jsonl", samples, verdicts, option="--out")
     data = load_labelled(samples, verdicts, problems)
     more = load_extra(extra)
     if cv:
@@ -25,7 +27,7 @@ def run_train(cfg: RewardConfig, samples: Path, verdicts: Path | None, problems:
 
         oof = cross_validate(cfg, data.problems, data.cands.samples, data.passed, cv, out,
                              extra=None if more is None else (more.problems, more.cands.samples, more.passed, None))
-        path = write_jsonl(out / "cv_scores.jsonl", (to_dict(Score(k[0], k[1], v)) for k, v in oof.items()))
+        path = write_jsonl(out / "cv_scores.jsonl", (to_dict(Score(k[1], k[2], v, k[0])) for k, v in oof.items()))
         write_scores_meta(path, mode="rm", model=None, out_of_fold=True, folds=cv, samples=str(samples))
         return path
     if more is None:
@@ -52,6 +54,7 @@ def run_score(samples: Path, out: Path, mode: str, model: Path | None, problems:
               rm_weight: float | None, tests: Path | None = None) -> list[Score]:
     from rewardranker.reward.score import ScoreConfig, score_candidates
 
+    check_output(out, samples, model)
     cfg = ScoreConfig(mode=mode, model_dir=model, batch_size=batch_size, rm_weight=rm_weight)
     data = load_labelled(samples, None, problems, need_labels=False)
     data.cands.problems.update(data.problems)
@@ -66,21 +69,23 @@ def run_score(samples: Path, out: Path, mode: str, model: Path | None, problems:
     return scores
 
 
-def read_scores(path: Path) -> dict[tuple[str, int], float]:
-    from rewardranker.metrics import load_scores
+def read_scores(path: Path, samples: list | None = None) -> dict[tuple[str, str, int], float]:
+    """Scores by (language, problem_id, sample_id); scores without a language are matched to `samples` by id."""
+    from rewardranker.metrics import align_scores, load_scores
 
-    scores = {(s.problem_id, s.sample_id): float(s.score) for s in load_scores(path)}
-    if not scores:
+    loaded = load_scores(path)
+    if not loaded:
         raise RewardRankerError(f"{path}: file holds no scores")
-    return scores
+    return align_scores(loaded, [s.key for s in samples or []])
 
 
 def run_rerank(samples: Path, scores_file: Path, out: Path, problems: str | None) -> int:
     """Write the top-1 candidate of every problem (ties: first in file order)."""
     from rewardranker.reward.score import top1
 
+    check_output(out, samples, scores_file)
     data = load_labelled(samples, None, problems, need_labels=False)
-    scores = [Score(k[0], k[1], v) for k, v in read_scores(scores_file).items()]
+    scores = [Score(k[1], k[2], v, k[0]) for k, v in read_scores(scores_file, data.cands.samples).items()]
     chosen = top1(data.cands.samples, scores)
     write_jsonl(out, ({**to_dict(s), "score": v} for s, v in chosen))
     return len(chosen)
@@ -95,13 +100,14 @@ def run_eval(samples: Path, verdicts: Path | None, problems: str | None, score_f
     from rewardranker.reward.evaluate import collect, evaluate, plot_pass_at_1, plot_reliability
     from rewardranker.reward.provenance import read_scores_meta, sample_status
 
+    check_output_folder(out)
     data = load_labelled(samples, verdicts, problems)
     scores, paths = {}, {}
     for spec in score_files:
         name, sep, path = spec.partition("=")
         if not sep:
             name, path = Path(spec).stem, spec
-        scores[name], paths[name] = read_scores(Path(path)), Path(path)
+        scores[name], paths[name] = read_scores(Path(path), data.cands.samples), Path(path)
     rows = collect(data.problems, data.cands.samples, data.passed, scores)
     report = evaluate(rows)
     report["in_sample"] = {name: sample_status(read_scores_meta(path), data.problems, data.cands.samples)
@@ -111,7 +117,8 @@ def run_eval(samples: Path, verdicts: Path | None, problems: str | None, score_f
             warn(f"warning: {name}: {st['text']} ({read_scores_meta(paths[name])['model']}): its numbers are "
                  "in-sample and overstate how it ranks new candidates")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "report.json", report)
+    write_report(out / "report.json", report, "eval", {"samples": samples, "verdicts": verdicts,
+                                                       "problems": problems, "scores": score_files})
     plot_pass_at_1(report, out / "pass_at_1.png")
     plot_reliability(rows, list(scores), out / "reliability.png",
                      {name: st["text"] for name, st in report["in_sample"].items()})

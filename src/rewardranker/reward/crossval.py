@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardranker.records import Problem, Sample
+from rewardranker.records import Problem, Sample, SampleKey
 from rewardranker.reward.config import RewardConfig
 from rewardranker.reward.evaluate import kfold_problems
 
-Key = tuple[str, int]
+Key = SampleKey
 
 
 def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample], passed: dict[Key, bool],
@@ -27,9 +27,9 @@ def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: lis
     if extra is not None and extra[3] is None:  # consensus features of the extra data, computed once for all folds
         extra = (*extra[:3], RewardModel.build(cfg).features(extra[0], extra[1], progress))
     oof: dict[Key, float] = {}
-    for i, (train_ids, eval_ids) in enumerate(kfold_problems([s.problem_id for s in samples], k, cfg.seed)):
-        tr = [j for j, s in enumerate(samples) if s.problem_id in set(train_ids)]
-        ev = [j for j, s in enumerate(samples) if s.problem_id in set(eval_ids)]
+    for i, (train_ids, eval_ids) in enumerate(kfold_problems([s.problem_key for s in samples], k, cfg.seed)):
+        tr = [j for j, s in enumerate(samples) if s.problem_key in set(train_ids)]
+        ev = [j for j, s in enumerate(samples) if s.problem_key in set(eval_ids)]
         tr_probs, tr_samples, tr_passed, tr_feats = problems, [samples[j] for j in tr], passed, features[tr]
         if extra is not None:
             tr_probs = {**problems, **extra[0]}
@@ -40,7 +40,7 @@ def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: lis
                                        features=tr_feats, progress=progress)
         rm = RewardModel.load(model_dir)
         scores = _score(rm, problems, [samples[j] for j in ev], features[ev], progress)
-        oof.update({(samples[j].problem_id, samples[j].sample_id): v for j, v in zip(ev, scores)})
+        oof.update({samples[j].key: v for j, v in zip(ev, scores)})
     return oof
 
 

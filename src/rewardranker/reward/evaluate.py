@@ -20,7 +20,7 @@ from rewardranker.metrics import (
 )
 from rewardranker.records import Problem, Sample
 
-Key = tuple[str, int]
+Key = tuple[str, str, int]  # (language, problem_id, sample_id)
 
 
 @dataclass
@@ -44,13 +44,13 @@ def kfold_problems(problem_ids: list[str], k: int, seed: int = 0) -> list[tuple[
 def collect(problems: dict[str, Problem], samples: list[Sample], passed: dict[Key, bool],
             scores: dict[str, dict[Key, float]]) -> list[ProblemScores]:
     """Join candidates, verdicts and each mode's scores per problem; missing entries are errors."""
-    out: dict[str, ProblemScores] = {}
+    out: dict[tuple[str, str], ProblemScores] = {}
     for s in samples:
-        key = (s.problem_id, s.sample_id)
+        key = s.key  # (language, problem_id, sample_id)
         if key not in passed:
             raise RewardRankerError(f"no verdict for candidate {key} (ids of candidates and verdicts must match)")
-        lang = problems[s.problem_id].language if s.problem_id in problems else "py"
-        ps = out.setdefault(s.problem_id, ProblemScores(s.problem_id, lang, [], {m: [] for m in scores}))
+        lang = s.language or "py"
+        ps = out.setdefault(s.problem_key, ProblemScores(s.problem_id, lang, [], {m: [] for m in scores}))
         ps.passed.append(bool(passed[key]))
         for mode, table in scores.items():
             if key not in table:

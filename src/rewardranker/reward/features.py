@@ -73,9 +73,9 @@ def candidate_features(problems: dict[str, Problem], samples: list[Sample], embe
     """
     from rewardranker.reward.progress import track
 
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
     for i, s in enumerate(samples):
-        groups.setdefault(s.problem_id, []).append(i)
+        groups.setdefault(s.problem_key, []).append(i)
     out = np.zeros((len(samples), len(FEATURE_NAMES)), dtype=np.float32)
     for pid in track(list(groups), "consensus features", progress):
         idx = groups[pid]

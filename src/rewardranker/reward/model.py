@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from rewardranker.errors import ConfigError, RewardRankerError
+from rewardranker.problems import ProblemSet, index_problems, resolve_languages
 from rewardranker.records import Problem, Sample
 from rewardranker.reward.config import RewardConfig, default_backbone
 from rewardranker.reward.encoding import encode_whitespace, tokenizer_keeps_whitespace
@@ -217,17 +218,17 @@ class RewardModel:
         code = (sample.prompt or problem.prompt) + sample.completion
         return encode_whitespace(code) if self.visible_whitespace else code
 
-    def tokenize(self, problems: dict[str, Problem], samples: list[Sample]) -> list[list[int]]:
-        _check_ids(problems, samples)
-        texts = [self.text(problems[s.problem_id], s) for s in samples]
+    def tokenize(self, problems: ProblemSet, samples: list[Sample]) -> list[list[int]]:
+        problems, samples = _check_ids(problems, samples)
+        texts = [self.text(problems[s.problem_key], s) for s in samples]
         return self.tokenizer(texts, truncation=True, max_length=self.cfg.max_length)["input_ids"]
 
-    def features(self, problems: dict[str, Problem], samples: list[Sample], progress: bool = False) -> np.ndarray:
+    def features(self, problems: ProblemSet, samples: list[Sample], progress: bool = False) -> np.ndarray:
         """Consensus features of every candidate among its problem's candidates (see features.py)."""
-        _check_ids(problems, samples)
+        problems, samples = _check_ids(problems, samples)
         return candidate_features(problems, samples, get_embedder(self.cfg.consensus), progress)
 
-    def score(self, problems: dict[str, Problem], samples: list[Sample], batch_size: int | None = None,
+    def score(self, problems: ProblemSet, samples: list[Sample], batch_size: int | None = None,
               progress: bool = True, features: np.ndarray | None = None) -> list[float]:
         """One reward per sample, in the order of `samples` (consensus is computed among samples of a problem)."""
         if not samples:
@@ -264,8 +265,16 @@ def pad_batch(seqs: list[list[int]], pad_id: int, device: str = "cpu") -> dict[s
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
-def _check_ids(problems: dict[str, Problem], samples: list[Sample]) -> None:
-    unknown = sorted({s.problem_id for s in samples if s.problem_id not in problems})
+def _check_ids(problems: ProblemSet, samples: list[Sample]) -> tuple[ProblemSet, list[Sample]]:
+    """Problems keyed by (language, problem_id), and the samples with their languages filled in (each sample's
+    problem must exist: by language and id, or by id alone when that names one problem)."""
+    problems = index_problems(problems)
+    if all(s.problem_key in problems for s in samples):
+        return problems, samples
+    unknown = sorted({s.problem_id for s in samples if s.problem_key not in problems
+                      and (s.language or not problems.languages_of(s.problem_id))})
     if unknown:
+        known = [f"{lang}/{pid}" for lang, pid in sorted(problems)[:3]]
         raise RewardRankerError(f"{len(unknown)} candidate problem ids match no problem, e.g. {unknown[0]!r} "
-                                f"(known: {', '.join(sorted(problems)[:3])}{', ...' if len(problems) > 3 else ''})")
+                                f"(known: {', '.join(known)}{', ...' if len(problems) > 3 else ''})")
+    return problems, resolve_languages(samples, problems)

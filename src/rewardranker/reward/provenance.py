@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from rewardranker.records import Problem, Sample
+from rewardranker.records import Sample
 from rewardranker.runio import content_hash, write_json
 
 TRAINING_FILE = "training_candidates.json"
@@ -23,9 +23,14 @@ def candidate_hash(prompt: str, completion: str) -> str:
     return content_hash(prompt, completion)[:16]
 
 
-def candidate_hashes(problems: dict[str, Problem], samples: list[Sample]) -> list[str]:
-    """The hash of every sample, in order (a sample's own prompt wins over its problem's)."""
-    return [candidate_hash(s.prompt or problems[s.problem_id].prompt, s.completion) for s in samples]
+def candidate_hashes(problems: dict, samples: list[Sample]) -> list[str]:
+    """The hash of every sample, in order (a sample's own prompt wins over its problem's, found by
+    (language, problem_id) or by problem_id)."""
+    def prompt(s: Sample) -> str:
+        key = getattr(s, "problem_key", s.problem_id)
+        return s.prompt or (problems[key] if key in problems else problems[s.problem_id]).prompt
+
+    return [candidate_hash(prompt(s), s.completion) for s in samples]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -36,7 +41,7 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def write_training_record(model_dir: str | Path, problems: dict[str, Problem], samples: list[Sample]) -> Path:
+def write_training_record(model_dir: str | Path, problems: dict, samples: list[Sample]) -> Path:
     """Record the training candidates (hashes) in the model folder."""
     hashes = sorted(set(candidate_hashes(problems, samples)))
     return write_json(Path(model_dir) / TRAINING_FILE, {"format": 1, "candidates": len(samples),
@@ -81,7 +86,7 @@ def read_scores_meta(scores_path: str | Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def sample_status(meta: dict | None, problems: dict[str, Problem], samples: list[Sample]) -> dict:
+def sample_status(meta: dict | None, problems: dict, samples: list[Sample]) -> dict:
     """Whether one ranker's scores are in-sample for these candidates: {"status", "text", counts}.
 
     status: "in-sample" (the reward model was trained on some of them), "out-of-sample", "out-of-fold",

@@ -131,6 +131,9 @@ class SelfTrainConfig:
             unknown = sorted(set(overrides) - known)
             if unknown:
                 self._fail(f"{section}.{unknown[0]}", f"is not a {cls.__name__} field (known: {', '.join(sorted(known))})")
+            if section == "execution" and overrides.setdefault("verdict_rule", "strict") != "strict":
+                self._fail("execution.verdict_rule", f"= {overrides['verdict_rule']!r}: self-training labels, hard "
+                           "negatives and pass rates use the strict rule (multipl-e lets early exits pass)")
             if section == "generation":
                 overrides.setdefault("model", _PLACEHOLDER_MODEL)
                 overrides.setdefault("seed", self.seed)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rewardranker.records import Sample
+from rewardranker.records import Sample, SampleKey
 
-Key = tuple[str, int]
+Key = SampleKey  # (language, problem_id, sample_id)
 
 
 @dataclass(frozen=True)
@@ -25,26 +25,25 @@ class HardNegative:
     score: float
     threshold: float
     reason: str
+    language: str = ""
 
 
 def mine_hard_negatives(samples: list[Sample], passed: dict[Key, bool], scores: dict[Key, float],
                         quantile: float = 0.5) -> list[HardNegative]:
     """Failing samples scored above the lowest passing sample of their problem, or above the global quantile."""
-    pos_scores = [scores[(s.problem_id, s.sample_id)] for s in samples if passed[(s.problem_id, s.sample_id)]]
+    pos_scores = [scores[s.key] for s in samples if passed[s.key]]
     global_cut = float(np.quantile(pos_scores, quantile)) if pos_scores else None
-    lowest_pass: dict[str, float] = {}
+    lowest_pass: dict[tuple[str, str], float] = {}
     for s in samples:
-        key = (s.problem_id, s.sample_id)
-        if passed[key]:
-            lowest_pass[s.problem_id] = min(scores[key], lowest_pass.get(s.problem_id, float("inf")))
+        if passed[s.key]:
+            lowest_pass[s.problem_key] = min(scores[s.key], lowest_pass.get(s.problem_key, float("inf")))
     out = []
     for s in samples:
-        key = (s.problem_id, s.sample_id)
-        if passed[key]:
+        if passed[s.key]:
             continue
-        score = scores[key]
-        if s.problem_id in lowest_pass and score > lowest_pass[s.problem_id]:
-            out.append(HardNegative(s.problem_id, s.sample_id, score, lowest_pass[s.problem_id], "above_passing"))
+        score, lang = scores[s.key], s.language or ""
+        if s.problem_key in lowest_pass and score > lowest_pass[s.problem_key]:
+            out.append(HardNegative(s.problem_id, s.sample_id, score, lowest_pass[s.problem_key], "above_passing", lang))
         elif global_cut is not None and score > global_cut:
-            out.append(HardNegative(s.problem_id, s.sample_id, score, global_cut, "above_quantile"))
+            out.append(HardNegative(s.problem_id, s.sample_id, score, global_cut, "above_quantile", lang))
     return out

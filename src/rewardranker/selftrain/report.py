@@ -33,7 +33,8 @@ PAPER_TREND = "paper (Sorokin et al., 2025): iteration 2 > iteration 1 on MultiP
 
 
 def _grouped(verdicts_path: Path, scores_path: Path | None) -> dict[str, tuple[list[bool], list[float]]]:
-    passed = {(r["problem_id"], r["sample_id"]): bool(r["passed"]) for r in read_jsonl(verdicts_path)}
+    passed = {(r["problem_id"], r["sample_id"]): bool(r["passed"]) for r in read_jsonl(verdicts_path)
+              if r.get("status") != "InfraError"}  # never judged: in no metric
     scores = {(r["problem_id"], r["sample_id"]): float(r["score"]) for r in read_jsonl(scores_path)} \
         if scores_path else {}
     out: dict[str, tuple[list[bool], list[float]]] = {}

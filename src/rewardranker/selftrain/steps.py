@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardranker.errors import ConfigError
-from rewardranker.problems import load_problems, problems_by_id, truncate
+from rewardranker.problems import index_problems, load_problems, truncate
 from rewardranker.records import Problem, Sample, Score, Verdict, record_from_dict, to_dict
 from rewardranker.runio import read_jsonl, write_json, write_jsonl
 from rewardranker.selftrain import stages
@@ -61,7 +61,7 @@ def select_problems(specs: list[str], languages: list[str], limit: int, seed: in
     problems = [p for spec in specs for p in load_problems(spec) if p.language in languages]
     if not problems:
         raise ConfigError(field, f"= {specs} holds no problem in languages {languages}")
-    problems_by_id(problems)  # ids must be unique
+    index_problems(problems)  # (language, id) keys must be unique
     if limit and limit < len(problems):
         keep = set(random.Random(f"{seed}:{which}").sample(range(len(problems)), limit))
         problems = [p for i, p in enumerate(problems) if i in keep]
@@ -70,10 +70,10 @@ def select_problems(specs: list[str], languages: list[str], limit: int, seed: in
 
 def check_disjoint(train: list[Problem], heldout: list[Problem], source: str) -> None:
     """Refuse a config whose held-out problems (by id or by prompt) also appear among the training problems."""
-    ids = {p.problem_id for p in train} & {p.problem_id for p in heldout}
+    ids = {p.key for p in train} & {p.key for p in heldout}
     prompts = {p.prompt for p in train} & {p.prompt for p in heldout}
     if ids or prompts:
-        example = min(ids) if ids else next(iter(prompts))[:60]
+        example = f"{min(ids)[1]} ({min(ids)[0]})" if ids else next(iter(prompts))[:60]
         raise ConfigError("eval_problems", f"shares {max(len(ids), len(prompts))} problems with train_problems "
                                            f"(e.g. {example!r}): held-out problems must never be trained on",
                           source or None)
@@ -115,13 +115,13 @@ def ppo(ctx: Context, k: int, out: Path) -> None:
     """Iteration k >= 1: PPO from the SFT model (from scratch, as in the paper) against the RM of iteration k-1."""
     rm = stages.load_rm(reward_dir(ctx, k - 1))
     by_prompt = {p.prompt: p for p in ctx.train}
-    problems = problems_by_id(ctx.train)
+    problems = index_problems(ctx.train)
 
     def reward_fn(prompts: list[str], completions: list[str]) -> list[float]:
         samples = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
             p = by_prompt[prompt]
-            samples.append(Sample(p.problem_id, i, truncate(completion, p.stop_tokens)))
+            samples.append(Sample(p.problem_id, i, truncate(completion, p.stop_tokens), language=p.language))
         return rm.score(problems, samples, progress=False)
 
     final = stages.ppo(ctx.stage_cfgs["ppo"], policy_dir(ctx, 0), reward_fn, ctx.train_subset(k), out / "model",
@@ -152,8 +152,10 @@ def load_samples(path: Path) -> list[Sample]:
     return [record_from_dict(Sample, obj, path, i + 1) for i, obj in enumerate(read_jsonl(path))]
 
 
-def load_verdicts(path: Path) -> dict[tuple[str, int], bool]:
-    return {(r["problem_id"], r["sample_id"]): bool(r["passed"]) for r in read_jsonl(path)}
+def load_verdicts(path: Path) -> dict[tuple[str, str, int], bool]:
+    """(language, problem_id, sample_id) -> passed, for judged programs (InfraError verdicts get no label)."""
+    return {(r.get("language") or "", r["problem_id"], r["sample_id"]): bool(r["passed"]) for r in read_jsonl(path)
+            if r.get("status") != "InfraError"}
 
 
 def _execute(ctx: Context, problems: list[Problem], samples_path: Path, out: Path) -> None:
@@ -177,40 +179,41 @@ def rm_data(ctx: Context, k: int, out: Path) -> None:
     """Iteration 0: every sample. Iteration k: last data + new positives + hard negatives (weighted)."""
     samples = load_samples(ctx.path(f"iter_{k}/sample", "samples.jsonl"))
     passed = load_verdicts(ctx.path(f"iter_{k}/execute", "verdicts.jsonl"))
+    samples = [s for s in samples if (s.problem_id, s.sample_id) in passed]
     if k == 0:
         records = [_data_record(s, k, passed, 1.0, "sample") for s in samples]
         if ctx.cfg.reference_positives:  # every training problem gets a positive, so failures still make pairs
-            refs = [Sample(p.problem_id, REFERENCE_ID, p.canonical_solution) for p in ctx.train
+            refs = [Sample(p.problem_id, REFERENCE_ID, p.canonical_solution, language=p.language) for p in ctx.train
                     if p.canonical_solution]
-            records += [_data_record(s, k, {(s.problem_id, s.sample_id): True}, 1.0, "reference") for s in refs]
+            records += [_data_record(s, k, {s.key: True}, 1.0, "reference") for s in refs]
         write_jsonl(out / "rm_data.jsonl", records)
         return
     rm = stages.load_rm(reward_dir(ctx, k - 1))
-    scored = rm.score(problems_by_id(ctx.train), samples, progress=ctx.progress)
-    scores = {(s.problem_id, s.sample_id): v for s, v in zip(samples, scored)}
-    write_jsonl(out / "scores.jsonl", [to_dict(Score(p, i, v)) for (p, i), v in scores.items()])
+    scored = rm.score(index_problems(ctx.train), samples, progress=ctx.progress)
+    scores = {s.key: v for s, v in zip(samples, scored)}
+    write_jsonl(out / "scores.jsonl", [to_dict(Score(p, i, v, lang)) for (lang, p, i), v in scores.items()])
     hard = mine_hard_negatives(samples, passed, scores, ctx.cfg.hard_negative_quantile)
     write_jsonl(out / "hard_negatives.jsonl", [dataclasses.asdict(h) for h in hard])
-    hard_keys = {(h.problem_id, h.sample_id) for h in hard}
-    new = [_data_record(s, k, passed, 1.0, "positive") for s in samples if passed[(s.problem_id, s.sample_id)]]
+    hard_keys = {(h.language, h.problem_id, h.sample_id) for h in hard}
+    new = [_data_record(s, k, passed, 1.0, "positive") for s in samples if passed[s.key]]
     new += [_data_record(s, k, passed, ctx.cfg.hard_negative_weight, "hard_negative") for s in samples
-            if (s.problem_id, s.sample_id) in hard_keys]
+            if s.key in hard_keys]
     write_jsonl(out / "rm_data.jsonl", read_jsonl(ctx.path(f"iter_{k - 1}/data", "rm_data.jsonl")) + new)
 
 
 def _data_record(s: Sample, k: int, passed: dict, weight: float, origin: str) -> dict:
-    return {"problem_id": s.problem_id, "sample_id": k * ITERATION_STRIDE + s.sample_id,
-            "completion": s.completion, "passed": passed[(s.problem_id, s.sample_id)], "weight": weight,
+    return {"problem_id": s.problem_id, "sample_id": k * ITERATION_STRIDE + s.sample_id, "language": s.language,
+            "completion": s.completion, "passed": passed[s.key], "weight": weight,
             "iteration": k, "origin": origin}
 
 
 def train_reward(ctx: Context, k: int, out: Path) -> None:
     data = read_jsonl(ctx.path(f"iter_{k}/data", "rm_data.jsonl"))
-    samples = [Sample(r["problem_id"], r["sample_id"], r["completion"]) for r in data]
-    passed = {(r["problem_id"], r["sample_id"]): r["passed"] for r in data}
-    weights = {(r["problem_id"], r["sample_id"]): r["weight"] for r in data}
+    samples = [Sample(r["problem_id"], r["sample_id"], r["completion"], language=r.get("language")) for r in data]
+    passed = {s.key: r["passed"] for s, r in zip(samples, data)}
+    weights = {s.key: r["weight"] for s, r in zip(samples, data)}
     cfg = dataclasses.replace(ctx.stage_cfgs["reward"], backbone=_reward_backbone(ctx), seed=ctx.cfg.seed + k)
-    stages.train_rm(cfg, problems_by_id(ctx.train), samples, passed, out / "model", weights)
+    stages.train_rm(cfg, index_problems(ctx.train), samples, passed, out / "model", weights)
 
 
 def _reward_backbone(ctx: Context) -> str:
@@ -223,11 +226,12 @@ def _reward_backbone(ctx: Context) -> str:
 def score_eval(ctx: Context, k: int, out: Path) -> None:
     """Score this iteration's held-out samples, and iteration 0's (a fixed set across iterations), with RM k."""
     rm = stages.load_rm(reward_dir(ctx, k))
-    problems = problems_by_id(ctx.heldout)
+    problems = index_problems(ctx.heldout)
     for name, stage in (("scores.jsonl", f"iter_{k}/eval_sample"), ("scores_iter0.jsonl", "iter_0/eval_sample")):
         samples = load_samples(ctx.path(stage, "samples.jsonl"))
         values = rm.score(problems, samples, progress=ctx.progress)
-        write_jsonl(out / name, [to_dict(Score(s.problem_id, s.sample_id, v)) for s, v in zip(samples, values)])
+        write_jsonl(out / name, [to_dict(Score(s.problem_id, s.sample_id, v, s.language or ""))
+                                 for s, v in zip(samples, values)])
         if k == 0:
             shutil.copyfile(out / name, out / "scores_iter0.jsonl")  # the same samples: score them once
             break
