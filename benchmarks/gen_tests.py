@@ -200,18 +200,18 @@ def _print(result: dict) -> None:
     for c in ("ranker", "ranked pass@1", "95% CI", "AUROC"):
         t.add_column(c, justify="left" if c == "ranker" else "right")
     g = result["eval_dev"]["overall"]
-    lo, hi = g["random pass@1 CI"]
-    t.add_row("random", f"{g['random pass@1']:.2f}", f"{lo:.1f}-{hi:.1f}", "")
+    lo, hi = g["random_pass@1_CI"]
+    t.add_row("random", f"{g['random_pass@1']:.2f}", f"{lo:.1f}-{hi:.1f}", "")
     for mode, m in g["modes"].items():
         au = m["AUROC"]
-        t.add_row(mode, f"{m['ranked pass@1']:.2f}", f"{m['CI'][0]:.1f}-{m['CI'][1]:.1f}",
+        t.add_row(mode, f"{m['ranked_pass@1']:.2f}", f"{m['CI'][0]:.1f}-{m['CI'][1]:.1f}",
                   "" if au is None else f"{au:.3f}")
-    t.add_row("oracle pass@100", f"{g['oracle pass@n']:.2f}", "", "")
+    t.add_row("oracle pass@100", f"{g['oracle_pass@n']:.2f}", "", "")
     s = result["eval_openai_subset"]["overall"]
     for mode, m in s["modes"].items():
-        t.add_row(f"{mode}, first {s['problems']} problems", f"{m['ranked pass@1']:.2f}",
+        t.add_row(f"{mode}, first {s['problems']} problems", f"{m['ranked_pass@1']:.2f}",
                   f"{m['CI'][0]:.1f}-{m['CI'][1]:.1f}", "" if m["AUROC"] is None else f"{m['AUROC']:.3f}")
-    t.add_row(f"random, first {s['problems']} problems", f"{s['random pass@1']:.2f}", "", "")
+    t.add_row(f"random, first {s['problems']} problems", f"{s['random_pass@1']:.2f}", "", "")
     Console().print(t)
     for name in ("tests_hf", "tests_openai"):
         st = result[name]

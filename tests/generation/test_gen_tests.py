@@ -173,7 +173,7 @@ def test_gen_tests_feeds_agreement_scoring_end_to_end(test_writer, tmp_path, mon
         assert min(scores[(pid, 0)], scores[(pid, 2)]) > max(scores[(pid, 1)], scores[(pid, 3)])
     _run("eval", "--samples", cands, "--scores", f"agreement={tmp_path / 'agr.jsonl'}", "--out", tmp_path / "ev")
     report = json.loads((tmp_path / "ev" / "report.json").read_text())["overall"]
-    assert report["modes"]["agreement"]["ranked pass@1"] > report["random pass@1"] == 50.0
+    assert report["modes"]["agreement"]["ranked_pass@1"] > report["random_pass@1"] == 50.0
 
 
 @pytest.mark.slow
