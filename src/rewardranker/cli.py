@@ -97,7 +97,7 @@ def metrics(
     verdicts: Annotated[Path, typer.Option(help="VERDICTS.jsonl written by `rewardranker execute`, or a MultiPL-E "
                                                 "results folder (*.results.json[.gz]).")],
     scores: Annotated[Optional[Path], typer.Option(help="SCORES.jsonl from `rewardranker score`: adds ranked "
-                                                        "pass@1, pairwise accuracy and AUROC.")] = None,
+                                                        "pass@1 and the within-problem AUROC.")] = None,
     k: Annotated[list[int], typer.Option("--k", help="k values for unbiased pass@k (repeatable).")] = [1, 10, 100],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
 ) -> None:
@@ -245,7 +245,7 @@ def eval_cmd(
     verdicts: Annotated[Optional[Path], typer.Option(help="Verdicts JSONL with the true labels; default: the file's reference_passed.")] = None,
     problems: Annotated[Optional[str], typer.Option(help=_PROBLEMS_HELP)] = None,
 ) -> None:
-    """Random / ranked / oracle pass@1 with bootstrap intervals, pairwise accuracy and AUROC, per language."""
+    """Random / ranked / oracle pass@1 with bootstrap intervals and the within-problem AUROC, per language."""
     with user_errors():
         from rewardranker.reward.commands import run_eval
         from rewardranker.reward.evaluate import report_table
@@ -355,6 +355,9 @@ def gen_tests_cmd(
 
         if (problems is None) == (samples is None):
             raise RewardRankerError("give exactly one of --problems and --samples")
+        from rewardranker.runio import check_output
+
+        check_output(out, samples)
         if problems is not None:
             from rewardranker.problems import load_problems
 

@@ -198,3 +198,7 @@ def test_gen_tests_cli_refuses_ambiguous_input_and_other_languages(tmp_path):
                              "tests": "", "stop_tokens": ["\n}"]}) + "\n")
     result = CliRunner().invoke(app, ["gen-tests", "--problems", str(p), "--model", "m", "--out", str(tmp_path / "t")])
     assert result.exit_code == 1 and "Python asserts" in result.output and "Traceback" not in result.output
+    cands = _candidates_file(tmp_path / "cands.jsonl")
+    before = cands.read_text()
+    result = CliRunner().invoke(app, ["gen-tests", "--samples", str(cands), "--model", "m", "--out", str(cands)])
+    assert result.exit_code == 1 and cands.read_text() == before  # never writes over its input
