@@ -151,7 +151,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_pass_at_1(report, args.out / "pass_at_1.png")
-    plot_reliability(rows, ["rm", "agreement"], args.out / "reliability.png")
+    plot_reliability(rows, ["rm", "agreement"], args.out / "reliability.png",
+                     {"rm": "out-of-fold (5-fold cross-validation by problem)", "agreement": "no trained model"})
     console.print(report_table(report, f"{args.file.name}: {args.folds}-fold CV by problem (percent)"))
     t = report["timing"]
     console.print(f"training: {t['cv_train_wall_s']:.0f} s wall / {t['cv_train_cpu_s']:.0f} s CPU for "

@@ -102,7 +102,7 @@ def metrics(
     verdicts: Annotated[Path, typer.Option(help="VERDICTS.jsonl written by `rewardranker execute`, or a MultiPL-E "
                                                 "results folder (*.results.json[.gz]).")],
     scores: Annotated[Optional[Path], typer.Option(help="SCORES.jsonl from `rewardranker score`: adds ranked "
-                                                        "pass@1, pairwise accuracy and AUROC.")] = None,
+                                                        "pass@1 and the within-problem AUROC.")] = None,
     k: Annotated[list[int], typer.Option("--k", help="k values for unbiased pass@k (repeatable).")] = [1, 10, 100],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
 ) -> None:
@@ -218,12 +218,13 @@ def score_cmd(
     batch_size: Annotated[int, typer.Option(help="Candidates per forward pass.")] = 32,
     rm_weight: Annotated[Optional[float], typer.Option(help="combined: weight of the z-scored reward next to log(1+agreement); default: the model's.")] = None,
     ray: Annotated[Optional[str], typer.Option(help=_RAY_HELP + " The model is loaded once per scorer actor.")] = None,
+    tests: Annotated[Optional[Path], typer.Option(help="agreement/combined: generated asserts from `rewardranker gen-tests` (one {problem_id, generated_tests} per line); they replace the samples file's own generated_tests.")] = None,
 ) -> None:
     """Score every candidate with the reward model, execution agreement, or their combination."""
     with user_errors():
         from rewardranker.reward.commands import run_score
 
-        scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight, ray=ray)
+        scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight, tests, ray=ray)
         console.print(f"wrote {len(scores)} scores to {out}")
 
 
@@ -250,12 +251,13 @@ def eval_cmd(
     verdicts: Annotated[Optional[Path], typer.Option(help="Verdicts JSONL with the true labels; default: the file's reference_passed.")] = None,
     problems: Annotated[Optional[str], typer.Option(help=_PROBLEMS_HELP)] = None,
 ) -> None:
-    """Random / ranked / oracle pass@1 with bootstrap intervals, pairwise accuracy and AUROC, per language."""
+    """Random / ranked / oracle pass@1 with bootstrap intervals and the within-problem AUROC, per language."""
     with user_errors():
         from rewardranker.reward.commands import run_eval
         from rewardranker.reward.evaluate import report_table
 
-        report = run_eval(samples, verdicts, problems, scores, out)
+        report = run_eval(samples, verdicts, problems, scores, out,
+                          warn=lambda line: console.print(f"[bold yellow]{line}[/]", highlight=False, soft_wrap=True))
         console.print(report_table(report))
         console.print(f"wrote {out}/report.json, pass_at_1.png, reliability.png")
 
@@ -325,6 +327,61 @@ def sample_cmd(
         console.print(f"wrote {sample_problems(cfg, load_problems(problems)[:limit], out)}")
 
 
+@app.command("gen-tests")
+def gen_tests_cmd(
+    model: Annotated[str, typer.Option(help=_gen_help("model"))],
+    out: Annotated[Path, typer.Option(help="JSONL to write: one {problem_id, generated_tests, ...} per problem "
+                                           "(pass it to `score --tests`); the sampled text goes beside it")],
+    problems: Annotated[Optional[str], typer.Option(help="Python problems: 'humaneval', 'procedural:...:py', a "
+                                                         "JSONL file or folder")] = None,
+    samples: Annotated[Optional[Path], typer.Option(help="or a reranking-layout candidates file, whose problems "
+                                                         "are used")] = None,
+    backend: Annotated[str, typer.Option(help=_gen_help("backend"))] = "hf",
+    n: Annotated[int, typer.Option(help="sampled continuations per problem")] = 10,
+    max_tests: Annotated[int, typer.Option(help="distinct asserts kept per problem, first ones first")] = 100,
+    style: Annotated[str, typer.Option(help="prompt shape: 'codet' (pass body, '# check the correctness of f', "
+                                            "'assert ') or 'check' (a 'def check(candidate):' stub)")] = "codet",
+    temperature: Annotated[float, typer.Option(help=_gen_help("temperature"))] = 0.8,
+    top_p: Annotated[float, typer.Option(help=_gen_help("top_p"))] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option(help=_gen_help("max_new_tokens"))] = 128,
+    seed: Annotated[int, typer.Option(help=_gen_help("seed"))] = 0,
+    batch_size: Annotated[int, typer.Option(help=_gen_help("batch_size"))] = 16,
+    device: Annotated[str, typer.Option(help=_gen_help("device"))] = "auto",
+    precision: Annotated[str, typer.Option(help=_gen_help("precision"))] = "auto",
+    base_url: Annotated[str, typer.Option(help=_gen_help("base_url"))] = "http://127.0.0.1:8000/v1",
+    concurrency: Annotated[int, typer.Option(help=_gen_help("concurrency"))] = 8,
+    retries: Annotated[int, typer.Option(help=_gen_help("retries"))] = 3,
+    timeout_s: Annotated[float, typer.Option(help=_gen_help("timeout_s"))] = 60.0,
+    limit: Annotated[Optional[int], typer.Option(help="only the first LIMIT problems")] = None,
+) -> None:
+    """Sample assert statements per problem (CodeT's prompt), extract and dedupe them for `score --tests`."""
+    with user_errors():
+        from rewardranker.generation import GenerationConfig
+        from rewardranker.generation.testgen import GenTestsConfig, generate_tests
+
+        if (problems is None) == (samples is None):
+            raise RewardRankerError("give exactly one of --problems and --samples")
+        from rewardranker.runio import check_output
+
+        check_output(out, samples)
+        if problems is not None:
+            from rewardranker.problems import load_problems
+
+            probs = load_problems(problems)
+        else:
+            from rewardranker.problems import load_candidates
+
+            probs = list(load_candidates(samples).problems.values())
+            if not probs:
+                raise RewardRankerError(f"{samples}: this layout carries no problems: use --problems")
+        cfg = GenerationConfig(backend=backend, model=model, n=n, temperature=temperature, top_p=top_p,
+                               max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, device=device,
+                               precision=precision, base_url=base_url, concurrency=concurrency,
+                               retries=retries, timeout_s=timeout_s, logprobs=False)
+        stats = generate_tests(cfg, probs[:limit], out, GenTestsConfig(style=style, max_tests=max_tests))
+        console.print(f"wrote {out}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()))
+
+
 @app.command("sft")
 def sft_cmd(
     model: Annotated[str, typer.Option(help="model folder (e.g. from build-generator) or hub id to fine-tune")],
@@ -339,6 +396,8 @@ def sft_cmd(
     learning_rate: Annotated[Optional[float], typer.Option(help="peak learning rate [default: 1e-3]")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="examples per step [default: 16]")] = None,
     lora: Annotated[Optional[bool], typer.Option(help="train LoRA adapters (merged when saved)")] = None,
+    test_examples: Annotated[bool, typer.Option("--test-examples", help="also teach writing tests: CodeT's "
+                                                "test prompts (both `gen-tests` styles) -> the problems' own asserts")] = False,
 ) -> None:
     """Fine-tune a generator on prompt -> solution pairs (loss on the solution only); `accelerate launch` scales it."""
     with user_errors():
@@ -352,6 +411,10 @@ def sft_cmd(
         if (samples is None) != (verdicts is None):
             raise RewardRankerError("--samples and --verdicts go together")
         examples = examples_from_verdicts(probs, samples, verdicts) if samples else examples_from_problems(probs)
+        if test_examples:  # both prompt shapes `gen-tests --style` offers
+            from rewardranker.generation.testgen import sft_examples
+
+            examples = examples + sft_examples(probs, "codet") + sft_examples(probs, "check")
         console.print(f"wrote {run_sft(cfg, model, examples, out)}")
 
 

@@ -56,6 +56,18 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     return pairwise_accuracy(scores, labels)  # AUROC is exactly the Mann-Whitney pair statistic
 
 
+def within_problem_auroc(problems: Iterable[tuple[Sequence[float], Sequence[bool]]]) -> float | None:
+    """The AUROC every report prints: each problem's AUROC of its candidates' scores against pass/fail, averaged
+    over the problems that have both a passing and a failing candidate (None when no problem has both).
+
+    Rerankers only compare candidates of the same problem, so scores are never compared across problems (a
+    pooled AUROC would mix per-problem offsets and difficulty in). Ties count one half. By Mann-Whitney this is
+    also the problem-averaged pairwise accuracy.
+    """
+    per_problem = [a for scores, passed in problems if (a := auroc(scores, passed)) is not None]
+    return float(np.mean(per_problem)) if per_problem else None
+
+
 def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean over problems (resampling problems with replacement)."""
     arr = np.asarray(values, dtype=float)
@@ -171,7 +183,7 @@ def _summarize_group(outcomes: list[ProblemOutcome], ks: Sequence[int]) -> dict:
         out["ranked pass@1 95% CI"] = [100 * x for x in bootstrap_ci(ranked)]
         accs = [a for o in outcomes if (a := pairwise_accuracy(o.scores, o.passed)) is not None]
         out["pairwise accuracy"] = float(np.mean(accs)) if accs else None
-        out["AUROC"] = auroc([s for o in outcomes for s in o.scores], [p for o in outcomes for p in o.passed])
+        out["AUROC"] = within_problem_auroc((o.scores, o.passed) for o in outcomes)
     return out
 
 
@@ -211,8 +223,10 @@ def metrics_table(report: dict):
     rows = {"all": report["overall"], **report.get("per_language", {})}
     if len(report.get("per_language", {})) == 1:  # one language: its row is the "all" row
         rows = report["per_language"]
-    columns = [c for c in report["overall"] if not c.endswith("CI")]
-    table = Table(title="rewardranker metrics (percent, except counts, pairwise accuracy and AUROC)")
+    # pairwise accuracy stays in the JSON; on screen it would repeat the AUROC column (the same number)
+    columns = [c for c in report["overall"] if not c.endswith("CI") and c != "pairwise accuracy"]
+    table = Table(title="rewardranker metrics (percent, except counts and AUROC: within-problem, averaged "
+                        "over problems with passing and failing candidates)")
     table.add_column("group")
     for c in columns:
         table.add_column(c, justify="right")

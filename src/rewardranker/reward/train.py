@@ -192,6 +192,9 @@ def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples:
         stats = {"pairs": len(pairs), "problems_with_pairs": len({(p.language, p.problem_id) for p in pairs}),
                  "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": final_loss}
         rm.save(out_dir, {"training": stats})
+        from rewardranker.reward.provenance import write_training_record
+
+        write_training_record(out_dir, problems, samples)  # so `eval` can warn about in-sample scores
     return out_dir
 
 
