@@ -86,7 +86,9 @@ class LocalJudge:
 
         problems = {f"r{i}": Problem(f"r{i}", r.language, r.exec_prompt, r.tests or "") for i, r in enumerate(rows)}
         samples = [Sample(f"r{i}", 0, r.code, language=r.language) for i, r in enumerate(rows)]
-        verdicts = execute(problems, samples, ExecutionConfig(workers=self.workers), progress=False)
+        # trainer rewards come from here: the strict rule, so an early exit 0 is never rewarded
+        verdicts = execute(problems, samples, ExecutionConfig(workers=self.workers, verdict_rule="strict"),
+                           progress=False)
         return [verdict_dict(v) for v in verdicts]
 
     def score(self, prompt: str, candidates: list[str], language: str) -> list[float]:
