@@ -336,8 +336,9 @@ def selftrain(
         path = Path(config) if Path(config).suffix in (".yaml", ".yml", ".json") else packaged_config(config)
         cfg = SelfTrainConfig.from_file(path)
         out = run_selftrain(cfg, run_dir or Path("runs") / f"selftrain-{path.stem}", rerun=rerun,
-                            log=lambda line: console.print(line, highlight=False))
-        typer.echo((out / "report.md").read_text(encoding="utf-8"))
+                            log=lambda line: console.print(line, highlight=False), capture=True)
+        typer.echo((out / "report.md").read_text(encoding="utf-8").split("\n## Reward model")[0])
+        typer.echo(f"full report: {out / 'report.md'}  plot: {out / 'report.png'}  log: {out.parent / 'log.txt'}")
 
 
 if __name__ == "__main__":
