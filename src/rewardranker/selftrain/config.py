@@ -74,6 +74,9 @@ class SelfTrainConfig:
     reference_positives: bool = field(default=True, metadata={
         "help": "add each training problem's reference solution to the RM data as a passing candidate"})
     seed: int = field(default=0, metadata={"help": "seed of every stage; the same seed gives the same run"})
+    sft_seed: int = field(default=-1, metadata={
+        "help": "seed of the generator build and SFT (-1: `seed`); fixing it lets runs of several seeds share one "
+                "SFT model, so that seeds vary everything after SFT (the ablation benchmark does this)"})
     sft_cache: str = field(default="~/.cache/rewardranker/sft", metadata={
         "help": "folder where finished SFT stages are kept under a hash of their inputs and reused by later runs "
                 "with the same training text, generator, SFT settings and seed ('' = never cache)"})
@@ -156,6 +159,8 @@ class SelfTrainConfig:
             if section == "generation":
                 overrides.setdefault("model", _PLACEHOLDER_MODEL)
                 overrides.setdefault("seed", self.seed)
+            elif section == "sft":
+                overrides.setdefault("seed", self.seed if self.sft_seed < 0 else self.sft_seed)
             elif "seed" in known:
                 overrides.setdefault("seed", self.seed)
             try:
@@ -230,7 +235,7 @@ _TYPES: dict[str, Any] = {
     "max_eval_problems": int, "problems_per_iteration": int, "generator": str, "generator_arch": str, "generator_size": str,
     "reward_backbone": str, "iterations": int, "samples_per_problem": int, "eval_samples_per_problem": int,
     "hard_negative_weight": (int, float), "hard_negative_quantile": (int, float), "reference_positives": bool, "seed": int,
-    "sft_cache": str, "rm_update": str, "rm_init": str, "rm_data_window": str, "dedup_programs": bool,
+    "sft_seed": int, "sft_cache": str, "rm_update": str, "rm_init": str, "rm_data_window": str, "dedup_programs": bool,
     "generation": dict, "sft": dict, "ppo": dict, "reward": dict, "execution": dict, "source": str,
 }
 

@@ -178,7 +178,8 @@ def _run_stage(ctx, stage: Stage, log: Callable[[str], None]) -> None:
     if out.exists():
         shutil.rmtree(out)  # leftovers of an interrupted attempt: start the stage clean
     out.mkdir(parents=True)
-    seed_everything(ctx.cfg.seed, stage.name)
+    shared_sft = stage.name == "iter_0/sft" and ctx.cfg.sft_seed >= 0
+    seed_everything(ctx.cfg.sft_seed if shared_sft else ctx.cfg.seed, stage.name)
     _log(ctx.run_dir, log, f"{stage.name}: start")
     wall0, cpu0 = time.perf_counter(), _cpu_seconds()
     stage.fn(ctx, stage.iteration, out)

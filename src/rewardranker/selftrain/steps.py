@@ -116,7 +116,7 @@ def sft(ctx: Context, k: int, out: Path) -> None:
     if base == "local":
         texts = [p.prompt + (p.canonical_solution or "") for p in ctx.train]  # training text only
         base = str(stages.build_generator(texts, out / "base", ctx.cfg.generator_arch, ctx.cfg.generator_size,
-                                          ctx.cfg.seed))
+                                          ctx.stage_cfgs["sft"].seed))
     stages.sft(ctx.stage_cfgs["sft"], base, examples, out / "model")
     write_json(out / "sft.json", {"base": base, "examples": len(examples)})
     if cached is not None:
@@ -133,7 +133,7 @@ def sft_cache_dir(ctx: Context, examples: list[tuple[str, str]]) -> Path | None:
     import json
 
     key = {"examples": content_hash(json.dumps(examples)), "generator": ctx.cfg.generator,
-           "arch": ctx.cfg.generator_arch, "size": ctx.cfg.generator_size, "seed": ctx.cfg.seed,
+           "arch": ctx.cfg.generator_arch, "size": ctx.cfg.generator_size,
            "sft": dataclasses.asdict(ctx.stage_cfgs["sft"]), "format": 1}
     return Path(ctx.cfg.sft_cache).expanduser() / content_hash(json.dumps(key, sort_keys=True))[:20]
 
