@@ -186,7 +186,7 @@ def targets(agg: dict[str, Any], iterations: int) -> list[str]:
     full = agg["per_arm"].get("self_training")
     if full is None or iterations < 2:
         return ["(targets need the self_training arm and 2 iterations)"]
-    m = lambda k, key: full[k][key]["mean"]  # noqa: E731
+    m = lambda k, key: full[k][key]["mean"]
     out = []
     r0, r1, r2 = m(0, "reranked_pass@1"), m(1, "reranked_pass@1"), m(2, "reranked_pass@1")
     gain = agg["within_arm"]["self_training: iteration 2 - iteration 0"]["reranked_pass@1"]
@@ -232,10 +232,10 @@ def _cell(stat: dict[str, Any]) -> str:
 
 def markdown(agg: dict[str, Any], meta: dict[str, Any], notes: list[str]) -> str:
     lines = ["# Self-training ablation", "",
-             f"{meta['scale']}. Cells: mean ± sd over seeds {meta['seeds']}; percent. Δ columns are paired "
+             (f"{meta['scale']}. Cells: mean ± sd over seeds {meta['seeds']}; percent. Δ columns are paired "
              "differences (robustness: RM_k − RM_{k-1} on PPO_k's held-out samples). Machine: "
              f"{meta['cpu_model']}, {meta['cpus']} cores shared with other jobs (load average {meta['load_before']} "
-             f"before, {meta['load_after']} after); {meta['wall_s']:.0f} s wall, {meta['cpu_s']:.0f} s CPU in all.",
+             f"before, {meta['load_after']} after); {meta['wall_s']:.0f} s wall, {meta['cpu_s']:.0f} s CPU in all."),
              "", "## Targets", ""] + [f"- {n}" for n in notes] + ["", "## Per arm and iteration", ""]
     head = "| arm | iteration | " + " | ".join(h for _, h in TABLE_METRICS) + " |"
     lines += [head, "|---" * (len(TABLE_METRICS) + 2) + "|"]
@@ -243,8 +243,8 @@ def markdown(agg: dict[str, Any], meta: dict[str, Any], notes: list[str]) -> str
         for e in entries:
             lines.append(f"| {arm} | {e['iteration']} | " + " | ".join(_cell(e[key]) for key, _ in TABLE_METRICS) + " |")
     lines += ["", "## Seeds pooled, with 95% paired bootstrap intervals over problems", "",
-              "| arm | iteration | exploitation | robust Δ ranked | robust Δ pairwise | robust Δ AUROC | "
-              "sampled − SFT | reranked pass@1 | reranked − iter 0 | RM_k on iter-0 − RM_0 |", "|---" * 10 + "|"]
+              ("| arm | iteration | exploitation | robust Δ ranked | robust Δ pairwise | robust Δ AUROC | "
+              "sampled − SFT | reranked pass@1 | reranked − iter 0 | RM_k on iter-0 − RM_0 |"), "|---" * 10 + "|"]
     for arm, entries in agg["per_arm"].items():
         for e in entries:
             p = e["pooled"]

@@ -35,7 +35,8 @@ class ProblemCandidates:
 
 def load_candidates(verdicts_path: Path, scores_path: Path | None = None) -> dict[str, ProblemCandidates]:
     """Verdicts (and scores) grouped by problem, candidates in sample-id order."""
-    verdicts = {(r["problem_id"], r["sample_id"]): r for r in read_jsonl(verdicts_path)}
+    verdicts = {(r["problem_id"], r["sample_id"]): r for r in read_jsonl(verdicts_path)
+                if r.get("status") != "InfraError"}  # the sandbox failed: no verdict on the program
     scores = {(r["problem_id"], r["sample_id"]): float(r["score"]) for r in read_jsonl(scores_path)} \
         if scores_path is not None else {}
     out: dict[str, ProblemCandidates] = {}

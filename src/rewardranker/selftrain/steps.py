@@ -191,8 +191,13 @@ def load_samples(path: Path) -> list[Sample]:
     return [record_from_dict(Sample, obj, path, i + 1) for i, obj in enumerate(read_jsonl(path))]
 
 
+INFRA_ERROR = "InfraError"  # the sandbox failed, not the program: such a verdict says nothing about the program
+
+
 def load_verdicts(path: Path) -> dict[tuple[str, int], bool]:
-    return {(r["problem_id"], r["sample_id"]): bool(r["passed"]) for r in read_jsonl(path)}
+    """pass/fail per (problem, sample); verdicts the executor marks as infrastructure errors are left out."""
+    return {(r["problem_id"], r["sample_id"]): bool(r["passed"]) for r in read_jsonl(path)
+            if r.get("status") != INFRA_ERROR}
 
 
 def _execute(ctx: Context, problems: list[Problem], samples_path: Path, out: Path) -> None:
@@ -220,6 +225,7 @@ def rm_data(ctx: Context, k: int, out: Path) -> None:
     `rm_data_window` whether it is added to all earlier data or to the reference solutions alone."""
     samples = load_samples(ctx.path(f"iter_{k}/sample", "samples.jsonl"))
     passed = load_verdicts(ctx.path(f"iter_{k}/execute", "verdicts.jsonl"))
+    samples = [s for s in samples if (s.problem_id, s.sample_id) in passed]  # no label, no training record
     if k == 0:
         records = [_data_record(s, k, passed, 1.0, "sample") for s in samples] + reference_records(ctx)
         write_data(ctx, out, records, 0)
