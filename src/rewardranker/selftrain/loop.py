@@ -140,6 +140,8 @@ class StageDisplay:
         self.logfile = open(self.run_dir / "log.txt", "a", encoding="utf-8")
         os.dup2(self.logfile.fileno(), 1)
         os.dup2(self.logfile.fileno(), 2)
+        self.streams = sys.stdout, sys.stderr  # Python-level writers too (they may not be fds 1 and 2)
+        sys.stdout = sys.stderr = self.logfile
         self.t0 = time.perf_counter()
         self.status = self.console.status(self.label) if self.console.is_terminal else None
         if self.status is not None:
@@ -165,6 +167,7 @@ class StageDisplay:
             if exc[0] is not None:
                 self.console.print(f"{self.label}: stopped ({exc[0].__name__}); details in {self.run_dir}/log.txt")
         sys.stdout.flush(), sys.stderr.flush()
+        sys.stdout, sys.stderr = self.streams
         os.dup2(self.saved[0], 1)
         os.dup2(self.saved[1], 2)
         for fd in self.saved:
