@@ -322,7 +322,8 @@ def ppo_cmd(
 @app.command()
 def selftrain(
     config: Annotated[str, typer.Option(help="YAML config file, or the name of a packaged one: 'default' (CPU, "
-                                             "minutes) or 'paper' (GPUs, the paper's setting)")] = "default",
+                                             "minutes), 'paper' (GPUs, the paper's setting), or the ablation presets "
+                                             "'self-training', 'hard-negatives', 'no-selftraining'")] = "default",
     run_dir: Annotated[Optional[Path], typer.Option(help="folder for every record, checkpoint and the report; "
                                                          "rerunning a finished run does nothing, an interrupted "
                                                          "one resumes")] = None,
