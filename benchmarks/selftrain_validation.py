@@ -51,7 +51,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 def shareable(cfg: SelfTrainConfig, changed: dict[str, Any]) -> list[str]:
     """Stages of `cfg` a variant with `changed` settings can take from the first variant's run."""
     names = [s.name for s in plan(cfg)]
-    first = min((names.index(FIRST_AFFECTED.get(k, "iter_1/data")) for k in changed), default=len(names))
+    affected = [FIRST_AFFECTED.get(k, "iter_1/data") for k in changed]
+    first = min((names.index(a) for a in affected if a in names), default=len(names))
     out = names[:first]
     if first > names.index("iter_0/sample"):  # held-out-free sampling of iteration 0 depends on SFT only
         out += [n for n in ("iter_0/eval_sample", "iter_0/eval_execute") if n not in out]
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("--config", default="default")
     ap.add_argument("--variant", action="append", required=True, help="NAME:key=value,section.key=value")
     ap.add_argument("--iterations", type=int, default=1)
+    ap.add_argument("--set", dest="sets", default="", help="settings common to every variant: key=value,...")
     ap.add_argument("--sft-from", type=Path, default=None, help="take iter_0/sft from this run directory")
     ap.add_argument("--runs", type=Path, default=Path("runs/validation-selftrain"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -77,6 +79,8 @@ def main() -> None:
     base = resolve_extends(yaml.safe_load(path.read_text()) or {}, path)
     base.update(train_problems=["procedural:fit"], eval_problems=["procedural:validation"],
                 iterations=args.iterations, max_eval_problems=0)
+    for key, value in parse_variant("common:" + args.sets)[1].items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     results, first_dir = {}, None
     for text in args.variant:
         name, sets = parse_variant(text)
