@@ -27,16 +27,18 @@ from typing import Any
 import numpy as np
 import yaml
 
+from rewardranker.runio import write_json
 from rewardranker.selftrain import SelfTrainConfig, packaged_config, run_selftrain, stage_timings
 from rewardranker.selftrain import mechanism as mech
 from rewardranker.selftrain.config import resolve_extends
 from rewardranker.selftrain.loop import protocol_independent_stages, share_stages
-from rewardranker.selftrain.report import fmt_diff, plot_arms
+from rewardranker.selftrain.report import fmt_diff, iteration_metrics, plot_arms, write_report
 
 ARMS = {"none": "no self-training (RM_0 throughout)", "hard_negatives": "hard negatives only",
         "self_training": "full self-training"}
 TABLE_METRICS = [  # (key in chain metrics, header); dict-valued keys report their "diff"
-    ("exploitation", "exploitation"), ("robust_ranked_pass@1", "robust Δ ranked"),
+    ("exploitation", "exploitation"), ("exploitation_solvable", "exploitation (solvable)"),
+    ("robust_ranked_pass@1", "robust Δ ranked"),
     ("robust_pairwise_acc", "robust Δ pairwise"), ("robust_auroc", "robust Δ AUROC"),
     ("sampled_pass@1", "sampled pass@1"), ("sampled_vs_sft", "sampled − SFT"),
     ("reranked_pass@1", "reranked pass@1"), ("reranked_vs_iter0", "reranked − iter 0"),
@@ -298,6 +300,8 @@ def main() -> None:
                     help="override config settings, e.g. eval_samples_per_problem=4 ppo.steps=40")
     ap.add_argument("--runs", type=Path, default=Path("runs/bench-selftrain"), help="folder of the run dirs")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where the report goes")
+    ap.add_argument("--recompute-metrics", action="store_true",
+                    help="recompute every finished run's metrics and report before aggregating")
     args = ap.parse_args()
     path = Path(args.config) if Path(args.config).suffix in (".yaml", ".yml") else packaged_config(args.config)
     base = resolve_extends(yaml.safe_load(path.read_text()) or {}, path)
@@ -306,6 +310,12 @@ def main() -> None:
     iterations = SelfTrainConfig.from_dict(base, path).iterations
     load_before, t0, cpu0 = [round(x, 2) for x in os.getloadavg()], time.perf_counter(), _cpu_seconds()
     dirs = run_all(base, path, args.seeds, args.arms, args.runs)
+    if args.recompute_metrics:  # metrics and reports of finished runs, with this checkout's metric code
+        for (seed, arm), run_dir in dirs.items():
+            cfg = arm_config(base, path, seed, arm)
+            for k in range(iterations + 1):
+                write_json(run_dir / f"iter_{k}/metrics/metrics.json", iteration_metrics(run_dir, k))
+            write_report(run_dir, cfg, run_dir / "report")
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     agg = aggregate(dirs, args.seeds, args.arms, iterations)
     notes = targets(agg, iterations)

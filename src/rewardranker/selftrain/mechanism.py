@@ -64,6 +64,11 @@ def _top1_fails(c: ProblemCandidates) -> tuple[float, float]:
     return 1.0 - ranked_pass_at_1(c.scores, c.passed), 1.0
 
 
+def _top1_fails_solvable(c: ProblemCandidates) -> tuple[float, float]:
+    """Exploitation where the RM had a right answer to pick: only problems with a passing candidate count."""
+    return (1.0 - ranked_pass_at_1(c.scores, c.passed), 1.0) if any(c.passed) else (0.0, 0.0)
+
+
 def _oracle(c: ProblemCandidates) -> tuple[float, float]:
     return float(any(c.passed)), 1.0
 
@@ -83,7 +88,8 @@ def _auroc_within(c: ProblemCandidates) -> tuple[float, float]:
 
 
 STATS: dict[str, Callable[[ProblemCandidates], tuple[float, float]]] = {
-    "sampled": _sampled, "ranked": _ranked, "top1_fails": _top1_fails, "oracle": _oracle, "pairwise": _pairs,
+    "sampled": _sampled, "ranked": _ranked, "top1_fails": _top1_fails, "top1_fails_solvable": _top1_fails_solvable,
+    "oracle": _oracle, "pairwise": _pairs,
     "auroc_within": _auroc_within,
 }
 
@@ -178,6 +184,7 @@ def chain_metrics(u: dict[str, dict[str, Units]], seed: int = 0) -> dict[str, ob
     if "prev" in u:  # iterations k >= 1
         prev = u["prev"]
         out["exploitation"] = value(prev["top1_fails"])
+        out["exploitation_solvable"] = value(prev["top1_fails_solvable"])
         for stat, name in (("ranked", "ranked_pass@1"), ("pairwise", "pairwise_acc"), ("auroc_within", "auroc")):
             out[f"prev_rm_{name}"] = value(prev[stat])
             out[f"robust_{name}"] = paired_diff(cur[stat], prev[stat], seed)

@@ -72,7 +72,8 @@ CHAIN_COLUMNS = [  # (header, cell)
      lambda r: f"{_num(r.get('fixed_reranked_pass@1'))} ({fmt_diff(r.get('fixed_vs_rm0'))})"),
 ]
 RM_COLUMNS = [
-    ("oracle pass@n", "oracle_pass@n"), ("RM_k pairwise acc", "rm_pairwise_acc"),
+    ("oracle pass@n", "oracle_pass@n"), ("exploitation where a candidate passes", "exploitation_solvable"),
+    ("RM_k pairwise acc", "rm_pairwise_acc"),
     ("RM_k AUROC within problem", "rm_auroc_within"), ("RM_{k-1} pairwise acc on PPO_k", "prev_rm_pairwise_acc"),
     ("hard negatives mined", "hard_negatives"), ("RM data records", "rm_data"),
     ("train sampled pass@1", "train_sampled_pass@1"),
