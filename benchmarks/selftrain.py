@@ -91,24 +91,62 @@ def arm_config(base: dict[str, Any], path: Path, seed: int, arm: str) -> SelfTra
 # --------------------------------------------------------------------------- running
 
 
-def run_all(base: dict[str, Any], path: Path, seeds: list[int], arms: list[str], runs: Path) -> dict[tuple, Path]:
-    """Run (or resume) every (seed, arm); the arms of a seed share the protocol-independent stages."""
-    dirs = {}
-    for seed in seeds:
-        first: Path | None = None
-        for arm in arms:
-            cfg = arm_config(base, path, seed, arm)
-            run_dir = runs / f"seed{seed}" / arm
-            if first is not None:
-                share_stages(first, run_dir, protocol_independent_stages(cfg))
-            t0 = time.perf_counter()
-            print(f"== seed {seed}, arm {arm} ({ARMS[arm]}): {run_dir}", flush=True)
-            run_selftrain(cfg, run_dir, capture=True, log=lambda line: print(line, flush=True))
-            print(f"   finished in {time.perf_counter() - t0:.0f} s wall; load average {os.getloadavg()[0]:.1f}",
-                  flush=True)
-            first = first or run_dir
-            dirs[(seed, arm)] = run_dir
+def run_all(base: dict[str, Any], path: Path, seeds: list[int], arms: list[str], runs: Path,
+            jobs: int) -> dict[tuple, Path]:
+    """Run (or resume) every (seed, arm). Phase 1: each seed's first arm runs the protocol-independent stages;
+    phase 2: they are hard-linked into the other arms, and all runs finish, `jobs` worker processes at a time."""
+    dirs = {(s, a): runs / f"seed{s}" / a for s in seeds for a in arms}
+    shared = protocol_independent_stages(arm_config(base, path, seeds[0], arms[0]))
+    first = [(s, arms[0]) for s in seeds]
+    _run_workers(base, path, first, dirs, jobs, shared, "shared stages (iteration 0, iteration 1's PPO and samples)")
+    for s in seeds:
+        for a in arms[1:]:
+            share_stages(dirs[(s, arms[0])], dirs[(s, a)], shared)
+    _run_workers(base, path, list(dirs), dirs, jobs, None, "every arm")
     return dirs
+
+
+def _run_workers(base: dict[str, Any], path: Path, keys: list[tuple], dirs: dict[tuple, Path], jobs: int,
+                 only: list[str] | None, what: str) -> None:
+    """Each run in its own process (`--worker`), at most `jobs` at once; stops at the first failure."""
+    import sys
+
+    t0 = time.perf_counter()
+    print(f"== {what}: {len(keys)} runs, {jobs} at a time", flush=True)
+    pending, running = list(keys), {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            seed, arm = pending.pop(0)
+            run_dir = dirs[(seed, arm)]
+            run_dir.mkdir(parents=True, exist_ok=True)
+            spec = run_dir.parent / f"{arm}.worker.json"
+            spec.write_text(json.dumps({"config": {**base, "seed": seed, "rm_update": arm}, "source": str(path),
+                                        "only": only}))
+            log = open(run_dir.parent / f"{arm}.worker.log", "a")  # noqa: SIM115 (closed when it ends)
+            cmd = [sys.executable, __file__, "--worker", str(spec), str(run_dir)]
+            env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+            running[(seed, arm)] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log)
+        time.sleep(2)
+        for key, (proc, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[key]
+            status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+            print(f"   seed {key[0]}, {key[1]}: {status} at {time.perf_counter() - t0:.0f} s; "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+            if proc.returncode != 0:
+                for other, _ in running.values():
+                    other.terminate()
+                raise SystemExit(f"run {dirs[key]} failed: see {dirs[key].parent / (key[1] + '.worker.log')}")
+
+
+def worker(spec_path: Path, run_dir: Path) -> None:
+    """One run in this process (called by `_run_workers`)."""
+    spec = json.loads(spec_path.read_text())
+    cfg = SelfTrainConfig.from_dict(spec["config"], spec["source"])
+    only = set(spec["only"]) if spec["only"] is not None else None
+    run_selftrain(cfg, run_dir, capture=True, log=lambda line: print(line, flush=True), only=only)
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -302,14 +340,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where the report goes")
     ap.add_argument("--recompute-metrics", action="store_true",
                     help="recompute every finished run's metrics and report before aggregating")
+    ap.add_argument("--jobs", type=int, default=3, help="runs in parallel (one process each, 1 torch thread)")
+    ap.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        return worker(*args.worker)
     path = Path(args.config) if Path(args.config).suffix in (".yaml", ".yml") else packaged_config(args.config)
     base = resolve_extends(yaml.safe_load(path.read_text()) or {}, path)
     for key, value in parse_sets(args.sets).items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     iterations = SelfTrainConfig.from_dict(base, path).iterations
     load_before, t0, cpu0 = [round(x, 2) for x in os.getloadavg()], time.perf_counter(), _cpu_seconds()
-    dirs = run_all(base, path, args.seeds, args.arms, args.runs)
+    dirs = run_all(base, path, args.seeds, args.arms, args.runs, args.jobs)
     if args.recompute_metrics:  # metrics and reports of finished runs, with this checkout's metric code
         for (seed, arm), run_dir in dirs.items():
             cfg = arm_config(base, path, seed, arm)

@@ -87,12 +87,13 @@ def is_done(run_dir: Path, name: str) -> bool:
 
 
 def run_selftrain(cfg: SelfTrainConfig, run_dir: Path, rerun: str | None = None, progress: bool = True,
-                  log: Callable[[str], None] = print, capture: bool = False) -> Path:
+                  log: Callable[[str], None] = print, capture: bool = False, only: set[str] | None = None) -> Path:
     """Run (or resume) every stage not yet finished; returns the report folder.
 
     `capture=True` (the CLI): everything the stages print (trainer logs, framework warnings, inner progress bars,
     subprocess output) goes to `<run_dir>/log.txt`; the terminal shows one progress line per stage and its
-    timing (plain lines when it is not a TTY)."""
+    timing (plain lines when it is not a TTY). `only`: run just these stages (e.g. the ones ablation arms share).
+    """
     from rewardranker.selftrain.steps import Context
 
     run_dir = Path(run_dir)
@@ -101,7 +102,7 @@ def run_selftrain(cfg: SelfTrainConfig, run_dir: Path, rerun: str | None = None,
     if rerun is not None:
         _forget_from(run_dir, stages, rerun)
     ctx = Context.create(cfg, run_dir, progress and not capture)
-    todo = [s for s in stages if not is_done(run_dir, s.name)]
+    todo = [s for s in stages if not is_done(run_dir, s.name) and (only is None or s.name in only)]
     if todo and len(todo) < len(stages):
         log(f"resuming {run_dir}: {len(stages) - len(todo)} of {len(stages)} stages already done")
     for i, stage in enumerate(todo):
