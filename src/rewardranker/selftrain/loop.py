@@ -103,8 +103,9 @@ def run_selftrain(cfg: SelfTrainConfig, run_dir: Path, rerun: str | None = None,
         _forget_from(run_dir, stages, rerun)
     ctx = Context.create(cfg, run_dir, progress and not capture)
     todo = [s for s in stages if not is_done(run_dir, s.name) and (only is None or s.name in only)]
-    if todo and len(todo) < len(stages):
-        log(f"resuming {run_dir}: {len(stages) - len(todo)} of {len(stages)} stages already done")
+    done = sum(is_done(run_dir, s.name) for s in stages)
+    if todo and done:
+        log(f"resuming {run_dir}: {done} of {len(stages)} stages already done")
     for i, stage in enumerate(todo):
         if capture:
             with StageDisplay(run_dir, f"[{i + 1}/{len(todo)}] {stage.name}") as display:
