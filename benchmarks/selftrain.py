@@ -341,6 +341,7 @@ def main() -> None:
     ap.add_argument("--recompute-metrics", action="store_true",
                     help="recompute every finished run's metrics and report before aggregating")
     ap.add_argument("--jobs", type=int, default=3, help="runs in parallel (one process each, 1 torch thread)")
+    ap.add_argument("--no-run", action="store_true", help="only aggregate the given seeds' finished runs")
     ap.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -351,7 +352,13 @@ def main() -> None:
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     iterations = SelfTrainConfig.from_dict(base, path).iterations
     load_before, t0, cpu0 = [round(x, 2) for x in os.getloadavg()], time.perf_counter(), _cpu_seconds()
-    dirs = run_all(base, path, args.seeds, args.arms, args.runs, args.jobs)
+    if args.no_run:  # aggregate finished runs only
+        dirs = {(sd, a): args.runs / f"seed{sd}" / a for sd in args.seeds for a in args.arms}
+        missing = [str(d) for d in dirs.values() if not (d / "report" / ".done").exists()]
+        if missing:
+            raise SystemExit(f"--no-run: unfinished runs: {', '.join(missing)}")
+    else:
+        dirs = run_all(base, path, args.seeds, args.arms, args.runs, args.jobs)
     if args.recompute_metrics:  # metrics and reports of finished runs, with this checkout's metric code
         for (seed, arm), run_dir in dirs.items():
             cfg = arm_config(base, path, seed, arm)
