@@ -109,11 +109,20 @@ def run_all(base: dict[str, Any], path: Path, seeds: list[int], arms: list[str],
 def _run_workers(base: dict[str, Any], path: Path, keys: list[tuple], dirs: dict[tuple, Path], jobs: int,
                  only: list[str] | None, what: str) -> None:
     """Each run in its own process (`--worker`), at most `jobs` at once; stops at the first failure."""
-    import sys
-
     t0 = time.perf_counter()
     print(f"== {what}: {len(keys)} runs, {jobs} at a time", flush=True)
     pending, running = list(keys), {}
+    try:
+        _supervise(base, path, pending, running, dirs, jobs, only, t0)
+    finally:  # Ctrl-C or a failed run: stop the others (they resume when the benchmark is rerun)
+        for proc, _ in running.values():
+            proc.terminate()
+
+
+def _supervise(base: dict[str, Any], path: Path, pending: list[tuple], running: dict, dirs: dict[tuple, Path],
+               jobs: int, only: list[str] | None, t0: float) -> None:
+    import sys
+
     while pending or running:
         while pending and len(running) < jobs:
             seed, arm = pending.pop(0)
@@ -136,8 +145,6 @@ def _run_workers(base: dict[str, Any], path: Path, keys: list[tuple], dirs: dict
             print(f"   seed {key[0]}, {key[1]}: {status} at {time.perf_counter() - t0:.0f} s; "
                   f"load average {os.getloadavg()[0]:.1f}", flush=True)
             if proc.returncode != 0:
-                for other, _ in running.values():
-                    other.terminate()
                 raise SystemExit(f"run {dirs[key]} failed: see {dirs[key].parent / (key[1] + '.worker.log')}")
 
 
