@@ -60,9 +60,9 @@ def main() -> None:
         log = [json.loads(line) for line in (out / "model" / "ppo_log.jsonl").read_text().splitlines()]
         rows.append((name, sets, mechanism.value(mechanism.units(table, "sampled")), log[-1]["kl"],
                      log[0]["reward"], log[-1]["reward"]))
-    lines = [f"# PPO settings on training problems ({len(check)} problems × {cfg.samples_per_problem} samples, "
-             f"from {args.run_dir})", "", "| variant | settings | train sampled pass@1 | final KL (nats) | "
-             "RM reward first → last step |", "|---|---|---|---|---|"]
+    lines = [(f"# PPO settings on training problems ({len(check)} problems × {cfg.samples_per_problem} samples, "
+             f"from {args.run_dir})"), "", ("| variant | settings | train sampled pass@1 | final KL (nats) | "
+             "RM reward first → last step |"), "|---|---|---|---|---|"]
     lines += [f"| {n} | {json.dumps(s)} | {p} | {kl:.1f} | {r0:.2f} → {r1:.2f} |" for n, s, p, kl, r0, r1 in rows]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "selftrain_ppo_check.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
