@@ -30,7 +30,7 @@ import yaml
 from rewardranker.runio import write_json
 from rewardranker.selftrain import SelfTrainConfig, packaged_config, run_selftrain, stage_timings
 from rewardranker.selftrain import mechanism as mech
-from rewardranker.selftrain.config import resolve_extends
+from rewardranker.selftrain.config import resolve_extends, yaml_value
 from rewardranker.selftrain.loop import protocol_independent_stages, share_stages
 from rewardranker.selftrain.report import fmt_diff, iteration_metrics, plot_arms, write_report
 
@@ -75,7 +75,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         key, _, raw = item.partition("=")
-        value = yaml.safe_load(raw)
+        value = yaml_value(raw)
         if "." in key:
             section, field = key.split(".", 1)
             out.setdefault(section, {})[field] = value

@@ -14,11 +14,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-import yaml
-
 from rewardranker.problems import problems_by_id, truncate
 from rewardranker.records import Sample
 from rewardranker.selftrain import mechanism, stages
+from rewardranker.selftrain.config import yaml_value
 from rewardranker.selftrain.loop import StageDisplay, load_run_config
 from rewardranker.selftrain.steps import Context, load_samples
 
@@ -44,7 +43,7 @@ def main() -> None:
     rows = []
     for text in args.variant:
         name, _, body = text.partition(":")
-        sets = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in body.split(",") if item)}
+        sets = {k: yaml_value(v) for k, v in (item.split("=", 1) for item in body.split(",") if item)}
         out = args.run_dir.parent / f"ppo_check_{args.run_dir.name}_{name}"
         ppo_cfg = dataclasses.replace(ctx.stage_cfgs["ppo"], **sets)
         gen_cfg = dataclasses.replace(ctx.stage_cfgs["generation"], n=cfg.samples_per_problem, seed=cfg.seed + 7000)

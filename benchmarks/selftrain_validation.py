@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from rewardranker.selftrain import SelfTrainConfig, packaged_config, plan, run_selftrain
-from rewardranker.selftrain.config import resolve_extends
+from rewardranker.selftrain.config import resolve_extends, yaml_value
 from rewardranker.selftrain.loop import share_stages
 
 FIRST_AFFECTED = {"reward": "iter_0/reward", "ppo": "iter_1/ppo", "generation": "iter_0/sample",
@@ -39,7 +39,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     sets: dict[str, Any] = {}
     for item in filter(None, body.split(",")):
         key, _, raw = item.partition("=")
-        value = yaml.safe_load(raw)
+        value = yaml_value(raw)
         if "." in key:
             section, field = key.split(".", 1)
             sets.setdefault(section, {})[field] = value

@@ -253,3 +253,16 @@ def packaged_config(name: str) -> Path:
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ConfigError("config", f"no packaged config named {name!r} (packaged: {', '.join(known)})")
     return path
+
+
+def yaml_value(text: str) -> Any:
+    """A command-line value read as YAML, with numbers like `5e-5` (a string to YAML 1.1) read as floats."""
+    import yaml
+
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
