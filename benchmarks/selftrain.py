@@ -359,11 +359,13 @@ def main() -> None:
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     iterations = SelfTrainConfig.from_dict(base, path).iterations
     load_before, t0, cpu0 = [round(x, 2) for x in os.getloadavg()], time.perf_counter(), _cpu_seconds()
-    if args.no_run:  # aggregate finished runs only
+    if args.no_run:  # aggregate what the given runs have finished: the iterations every run has metrics for
         dirs = {(sd, a): args.runs / f"seed{sd}" / a for sd in args.seeds for a in args.arms}
-        missing = [str(d) for d in dirs.values() if not (d / "report" / ".done").exists()]
-        if missing:
-            raise SystemExit(f"--no-run: unfinished runs: {', '.join(missing)}")
+        finished = min(sum((d / f"iter_{k}/metrics/.done").exists() for k in range(iterations + 1))
+                       for d in dirs.values())
+        if finished < iterations + 1:
+            print(f"--no-run: aggregating iterations 0..{finished - 1} (later ones are unfinished in some run)")
+            iterations = finished - 1
     else:
         dirs = run_all(base, path, args.seeds, args.arms, args.runs, args.jobs)
     if args.recompute_metrics:  # metrics and reports of finished runs, with this checkout's metric code
@@ -371,7 +373,8 @@ def main() -> None:
             cfg = arm_config(base, path, seed, arm)
             for k in range(iterations + 1):
                 write_json(run_dir / f"iter_{k}/metrics/metrics.json", iteration_metrics(run_dir, k))
-            write_report(run_dir, cfg, run_dir / "report")
+            if (run_dir / "report" / ".done").exists():
+                write_report(run_dir, cfg, run_dir / "report")
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     agg = aggregate(dirs, args.seeds, args.arms, iterations)
     notes = targets(agg, iterations)
