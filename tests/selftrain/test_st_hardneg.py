@@ -75,3 +75,9 @@ def test_findings_say_the_chain_holds_when_every_link_does():
     rows = [_row(0, 30.0, 35.0), _row(1, 32.0, 38.0, exploitation=40.0, robust=2.0),
             _row(2, 33.0, 39.0, exploitation=30.0, robust=3.0)]
     assert findings(rows)[-1] == "Chain holds in this run."
+
+
+def test_failures_scored_above_the_reference_solution_are_hard_even_when_nothing_passed():
+    samples, passed, scores = _case([("a", 0, False, 3.0), ("a", 1, False, 1.0)])
+    hard = mine_hard_negatives(samples, passed, scores, reference_scores={"a": 2.0})
+    assert [(h.sample_id, h.reason, h.threshold) for h in hard] == [(0, "above_passing", 2.0)]

@@ -27,7 +27,7 @@ class FakeRM:
 
 def _ctx(tmp_path: Path, **protocol) -> SimpleNamespace:
     cfg = SelfTrainConfig.from_dict({**_default(), **protocol, "reference_positives": True})
-    return SimpleNamespace(cfg=cfg, train=PROBLEMS, progress=False, run_dir=tmp_path,
+    return SimpleNamespace(cfg=cfg, train=PROBLEMS, progress=False, run_dir=tmp_path, train_subset=lambda k: PROBLEMS,
                            path=lambda stage, *parts: tmp_path.joinpath(stage, *parts))
 
 

@@ -234,7 +234,10 @@ def rm_data(ctx: Context, k: int, out: Path) -> None:
     scored = rm.score(problems_by_id(ctx.train), samples, progress=ctx.progress)
     scores = {(s.problem_id, s.sample_id): v for s, v in zip(samples, scored)}
     write_jsonl(out / "scores.jsonl", [to_dict(Score(p, i, v)) for (p, i), v in scores.items()])
-    hard = mine_hard_negatives(samples, passed, scores, ctx.cfg.hard_negative_quantile)
+    refs = [Sample(p.problem_id, REFERENCE_ID, p.canonical_solution) for p in ctx.train_subset(k)
+            if p.canonical_solution and ctx.cfg.reference_positives]
+    ref_scores = dict(zip((r.problem_id for r in refs), rm.score(problems_by_id(ctx.train), refs, progress=False)))
+    hard = mine_hard_negatives(samples, passed, scores, ctx.cfg.hard_negative_quantile, ref_scores)
     write_jsonl(out / "hard_negatives.jsonl", [dataclasses.asdict(h) for h in hard])
     hard_keys = {(h.problem_id, h.sample_id) for h in hard}
     w = ctx.cfg.hard_negative_weight
