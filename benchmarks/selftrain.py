@@ -40,6 +40,7 @@ TABLE_METRICS = [  # (key in chain metrics, header); dict-valued keys report the
     ("exploitation", "exploitation"), ("exploitation_solvable", "exploitation (solvable)"),
     ("robust_ranked_pass@1", "robust Δ ranked"),
     ("robust_pairwise_acc", "robust Δ pairwise"), ("robust_auroc", "robust Δ AUROC"),
+    ("exploitation_mixed", "exploitation (SFT ∪ PPO_k)"), ("robust_mixed_ranked_pass@1", "robust Δ ranked (SFT ∪ PPO_k)"),
     ("sampled_pass@1", "sampled pass@1"), ("sampled_vs_sft", "sampled − SFT"),
     ("reranked_pass@1", "reranked pass@1"), ("reranked_vs_iter0", "reranked − iter 0"),
     ("fixed_reranked_pass@1", "RM_k on iter-0 cands"), ("rm_pairwise_acc", "RM_k pairwise"),

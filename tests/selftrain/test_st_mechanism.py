@@ -68,3 +68,12 @@ def test_dedup_keeps_one_record_per_program_with_the_largest_weight():
     out = dedup_programs(recs)
     assert [(r["problem_id"], r["sample_id"], r["weight"], r["origin"]) for r in out] == [
         ("a", 1, 3.0, "hard_negative"), ("b", 2, 1.0, "sample")]
+
+
+def test_pooled_candidates_show_an_rm_fooled_by_a_policy_that_never_passes():
+    sft = _table({"a": ([True, False], [0.5, 0.0])})
+    collapsed = _table({"a": ([False, False], [2.0, 2.0])})  # RM_{k-1} loves the degenerate program
+    fixed = _table({"a": ([False, False], [-1.0, -1.0])})  # RM_k has learned it fails
+    u = {"cur": mech.merge(fixed, sft), "prev": mech.merge(collapsed, sft)}
+    assert mech.value(mech.units(u["prev"], "top1_fails")) == 100.0
+    assert mech.value(mech.units(u["cur"], "ranked")) == 100.0

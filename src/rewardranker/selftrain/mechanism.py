@@ -144,7 +144,8 @@ def tables(run_dir: Path, k: int) -> dict[str, dict[str, ProblemCandidates]]:
     """The scored candidate sets iteration k is judged on (missing files give no entry).
 
     cur: PPO_k's samples scored by RM_k; prev: the same samples by RM_{k-1}; fixed: iteration 0's samples by
-    RM_k; base: iteration 0's samples by RM_0."""
+    RM_k; base: iteration 0's samples by RM_0; mix_prev / mix_cur: iteration 0's and PPO_k's samples together,
+    scored by RM_{k-1} / RM_k (does the RM still put PPO_k's failures above the SFT model's passing programs?)."""
     run_dir = Path(run_dir)
     out = {}
     ev, sc = run_dir / f"iter_{k}/eval_execute/verdicts.jsonl", run_dir / f"iter_{k}/eval_score"
@@ -154,7 +155,22 @@ def tables(run_dir: Path, k: int) -> dict[str, dict[str, ProblemCandidates]]:
                                    ("base", ev0, run_dir / "iter_0/eval_score/scores.jsonl")):
         if verdicts.exists() and scores.exists():
             out[name] = load_candidates(verdicts, scores)
+    if k > 0:  # SFT's and PPO_k's candidates pooled per problem, each set scored by RM_{k-1} and by RM_k
+        prev_fixed = sc.parent.parent / f"iter_{k - 1}/eval_score/scores_iter0.jsonl"
+        for name, a, b in (("mix_prev", "prev", None), ("mix_cur", "cur", "fixed")):
+            fixed = out.get(b) if b else (load_candidates(ev0, prev_fixed) if prev_fixed.exists() else None)
+            if a in out and fixed is not None:
+                out[name] = merge(out[a], fixed)
     return out
+
+
+def merge(a: dict[str, ProblemCandidates], b: dict[str, ProblemCandidates]) -> dict[str, ProblemCandidates]:
+    """The candidates of both sets, per problem (problems in both only).
+
+    Each set's scores were computed among its own candidates (the consensus feature compares a candidate with
+    its siblings), so pooled scores are comparable up to that feature's shift between the two sets."""
+    return {pid: ProblemCandidates(a[pid].language, a[pid].passed + b[pid].passed, a[pid].scores + b[pid].scores)
+            for pid in a if pid in b}
 
 
 def mechanism(t: dict[str, dict[str, ProblemCandidates]], language: str | None = None,
@@ -188,6 +204,11 @@ def chain_metrics(u: dict[str, dict[str, Units]], seed: int = 0) -> dict[str, ob
         for stat, name in (("ranked", "ranked_pass@1"), ("pairwise", "pairwise_acc"), ("auroc_within", "auroc")):
             out[f"prev_rm_{name}"] = value(prev[stat])
             out[f"robust_{name}"] = paired_diff(cur[stat], prev[stat], seed)
+    if "mix_prev" in u and "mix_cur" in u:  # defined even when PPO_k's own samples never pass
+        out["exploitation_mixed"] = value(u["mix_prev"]["top1_fails"])
+        out["mixed_rm_ranked_pass@1"] = value(u["mix_cur"]["ranked"])
+        out["robust_mixed_ranked_pass@1"] = paired_diff(u["mix_cur"]["ranked"], u["mix_prev"]["ranked"], seed)
+        out["robust_mixed_auroc"] = paired_diff(u["mix_cur"]["auroc_within"], u["mix_prev"]["auroc_within"], seed)
     return out
 
 

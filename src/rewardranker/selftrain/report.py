@@ -66,6 +66,8 @@ CHAIN_COLUMNS = [  # (header, cell)
     ("robustness: ranked pass@1, RM_k − RM_{k-1} on PPO_k", lambda r: fmt_diff(r.get("robust_ranked_pass@1"))),
     ("pairwise acc, RM_k − RM_{k-1}", lambda r: fmt_diff(r.get("robust_pairwise_acc"))),
     ("AUROC within problem, RM_k − RM_{k-1}", lambda r: fmt_diff(r.get("robust_auroc"))),
+    ("SFT ∪ PPO_k candidates: exploitation by RM_{k-1}", lambda r: _num(r.get("exploitation_mixed"))),
+    ("SFT ∪ PPO_k: ranked pass@1, RM_k − RM_{k-1}", lambda r: fmt_diff(r.get("robust_mixed_ranked_pass@1"))),
     ("sampled pass@1 (− SFT)", lambda r: f"{_num(r['sampled_pass@1'])} ({fmt_diff(r['sampled_vs_sft'])})"),
     ("reranked pass@1 (− iteration 0)", lambda r: f"{_num(r['reranked_pass@1'])} ({fmt_diff(r['reranked_vs_iter0'])})"),
     ("RM_k on iteration-0 candidates (− RM_0)",
@@ -132,6 +134,11 @@ def findings(rows: list[dict[str, Any]]) -> list[str]:
                    f"{'' if ok else ' (NOT a gain)'}.")
         if not ok:
             broken.append(f"RM_{r['iteration']} is not more robust on PPO_{r['iteration']}'s output")
+    for r in its:
+        if r.get("robust_mixed_ranked_pass@1"):
+            out.append(f"On SFT's and PPO_{r['iteration']}'s candidates pooled: RM_{r['iteration'] - 1}'s top-1 fails "
+                       f"on {_num(r.get('exploitation_mixed'))}% of problems; RM_{r['iteration']} − RM_"
+                       f"{r['iteration'] - 1} ranked pass@1 {fmt_diff(r['robust_mixed_ranked_pass@1'])}.")
     for r in rows[1:]:
         out.append(f"Generator at iteration {r['iteration']}: sampled pass@1 {_num(r['sampled_pass@1'])}, vs SFT "
                    f"{fmt_diff(r['sampled_vs_sft'])}.")
