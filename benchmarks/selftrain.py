@@ -283,7 +283,9 @@ def markdown(agg: dict[str, Any], meta: dict[str, Any], notes: list[str]) -> str
              (f"{meta['scale']}. Cells: mean ± sd over seeds {meta['seeds']}; percent. Δ columns are paired "
              "differences (robustness: RM_k − RM_{k-1} on PPO_k's held-out samples). Machine: "
              f"{meta['cpu_model']}, {meta['cpus']} cores shared with other jobs (load average {meta['load_before']} "
-             f"before, {meta['load_after']} after); {meta['wall_s']:.0f} s wall, {meta['cpu_s']:.0f} s CPU in all."),
+             f"before, {meta['load_after']} after); the runs' stages took {meta['stage_cpu_s_total']:.0f} s CPU "
+             f"(torch 1 thread per process; executed programs' CPU not included) and {meta['stage_wall_s_total']:.0f}"
+             " s wall summed over stages (parallel runs overlap)."),
              "", "## Targets", ""] + [f"- {n}" for n in notes] + ["", "## Per arm and iteration", ""]
     head = "| arm | iteration | " + " | ".join(h for _, h in TABLE_METRICS) + " |"
     lines += [head, "|---" * (len(TABLE_METRICS) + 2) + "|"]
@@ -382,16 +384,22 @@ def main() -> None:
     first = next(iter(dirs.values()))
     problems = json.loads((first / "iter_0/metrics/metrics.json").read_text())["problems"]
     cfg0 = arm_config(base, path, args.seeds[0], args.arms[0])
-    stage_cpu = {f"seed{s}/{a}": round(sum(t["cpu_s"] for t in stage_timings(d)), 1) for (s, a), d in dirs.items()}
+    shared = set(protocol_independent_stages(cfg0))
+    stage_cpu = {f"seed{s}/{a}": round(sum(t["cpu_s"] for t in stage_timings(d)
+                                           if a == args.arms[0] or t["stage"] not in shared), 1)
+                 for (s, a), d in dirs.items()}
+    stage_wall = sum(t["wall_s"] for (s, a), d in dirs.items() for t in stage_timings(d)
+                     if a == args.arms[0] or t["stage"] not in shared)
     meta = {"scale": f"{len(args.arms)} arms × {len(args.seeds)} seeds, {iterations} iterations, {problems} held-out "
                      f"problems ({', '.join(cfg0.languages)}) × {cfg0.eval_samples_per_problem} samples",
             "seeds": args.seeds, "cpu_model": _cpu_model(), "cpus": os.cpu_count(), "load_before": load_before,
             "load_after": [round(x, 2) for x in os.getloadavg()], "wall_s": wall, "cpu_s": cpu,
+            "stage_cpu_s_total": round(sum(stage_cpu.values()), 1), "stage_wall_s_total": round(stage_wall, 1),
             "commit": _commit(), "config": str(path), "overrides": args.sets,
             "command": "python benchmarks/selftrain.py " + " ".join(
                 [f"--config {args.config}"] + (["--seeds", *map(str, args.seeds)]) +
                 (["--set", *args.sets] if args.sets else [])),
-            "stage_cpu_s_per_run (shared stages appear in every arm of a seed)": stage_cpu}
+            "stage_cpu_s_per_run (shared stages counted in the first arm)": stage_cpu}
     args.out.mkdir(parents=True, exist_ok=True)
     text = markdown(agg, meta, notes)
     (args.out / "selftrain_ablation.md").write_text(text, encoding="utf-8")

@@ -236,7 +236,10 @@ def plot_arms(arms: dict[str, list[dict[str, Any]]], path: Path, title: str = ""
         ax.set_title(panel_title, fontsize=9)
         ax.set(xlabel="iteration", ylabel=ylabel, xticks=[r["iteration"] for r in next(iter(arms.values()))])
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    for ax in axes:  # the first panel with lines carries the legend
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+            break
     fig.suptitle(title or f"Self-training chain on held-out problems; expected: {PAPER_TREND}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
