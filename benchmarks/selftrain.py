@@ -30,7 +30,7 @@ import yaml
 from rewardranker.runio import write_json
 from rewardranker.selftrain import SelfTrainConfig, packaged_config, run_selftrain, stage_timings
 from rewardranker.selftrain import mechanism as mech
-from rewardranker.selftrain.config import resolve_extends, yaml_value
+from rewardranker.selftrain.config import parse_overrides, resolve_extends
 from rewardranker.selftrain.loop import protocol_independent_stages, share_stages
 from rewardranker.selftrain.report import fmt_diff, iteration_metrics, plot_arms, write_report
 
@@ -69,20 +69,6 @@ def _cpu_model() -> str:
 def _cpu_seconds() -> float:
     self_, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return self_.ru_utime + self_.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`key=value` (YAML value); `section.field=value` sets one field of a stage section."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, raw = item.partition("=")
-        value = yaml_value(raw)
-        if "." in key:
-            section, field = key.split(".", 1)
-            out.setdefault(section, {})[field] = value
-        else:
-            out[key] = value
-    return out
 
 
 def arm_config(base: dict[str, Any], path: Path, seed: int, arm: str) -> SelfTrainConfig:
@@ -358,7 +344,7 @@ def main() -> None:
         return worker(*args.worker)
     path = Path(args.config) if Path(args.config).suffix in (".yaml", ".yml") else packaged_config(args.config)
     base = resolve_extends(yaml.safe_load(path.read_text()) or {}, path)
-    for key, value in parse_sets(args.sets).items():
+    for key, value in parse_overrides(args.sets).items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     iterations = SelfTrainConfig.from_dict(base, path).iterations
     load_before, t0, cpu0 = [round(x, 2) for x in os.getloadavg()], time.perf_counter(), _cpu_seconds()

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from rewardranker.selftrain import SelfTrainConfig, packaged_config, plan, run_selftrain
-from rewardranker.selftrain.config import resolve_extends, yaml_value
+from rewardranker.selftrain.config import parse_overrides, resolve_extends
 from rewardranker.selftrain.loop import share_stages
 
 FIRST_AFFECTED = {"reward": "iter_0/reward", "ppo": "iter_1/ppo", "generation": "iter_0/sample",
@@ -35,17 +35,9 @@ SHOWN = ["sampled_pass@1", "reranked_pass@1", "rm_pairwise_acc", "rm_auroc_withi
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """`NAME:key=value,section.field=value` -> (NAME, settings)."""
     name, _, body = text.partition(":")
-    sets: dict[str, Any] = {}
-    for item in filter(None, body.split(",")):
-        key, _, raw = item.partition("=")
-        value = yaml_value(raw)
-        if "." in key:
-            section, field = key.split(".", 1)
-            sets.setdefault(section, {})[field] = value
-        else:
-            sets[key] = value
-    return name, sets
+    return name, parse_overrides(list(filter(None, body.split(","))))
 
 
 def shareable(cfg: SelfTrainConfig, changed: dict[str, Any]) -> list[str]:

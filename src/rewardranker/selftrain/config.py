@@ -266,3 +266,17 @@ def yaml_value(text: str) -> Any:
         except ValueError:
             return value
     return value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`key=value` items (YAML values) as config settings; `section.field=value` sets one stage field."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        value = yaml_value(raw)
+        if "." in key:
+            section, field_name = key.split(".", 1)
+            out.setdefault(section, {})[field_name] = value
+        else:
+            out[key] = value
+    return out
