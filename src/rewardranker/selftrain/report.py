@@ -207,11 +207,13 @@ def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float
     return its, vals, lo, hi
 
 
-PANELS = [  # (key, title, y label)
-    ("exploitation", "1. exploitation: RM_{k-1}'s top-1 on PPO_k fails", "% of problems (lower is better)"),
-    ("robust_ranked_pass@1", "2. robustness: RM_k − RM_{k-1} on PPO_k", "ranked pass@1 difference, points"),
-    ("sampled_pass@1", "3. generator: PPO_k sampled pass@1", "% (iteration 0 = SFT)"),
-    ("reranked_pass@1", "4. product: reranked pass@1 (policy_k, RM_k)", "%"),
+PANELS = [  # (keys: solid line, dashed line), title, y label
+    (("exploitation", "exploitation_mixed"), "1. exploitation: RM_{k-1}'s top-1 fails\n(solid: on PPO_k; dashed: on SFT ∪ PPO_k)",
+     "% of problems (lower is better)"),
+    (("robust_ranked_pass@1", "robust_mixed_ranked_pass@1"),
+     "2. robustness: RM_k − RM_{k-1}, ranked pass@1\n(solid: on PPO_k; dashed: on SFT ∪ PPO_k)", "points"),
+    (("sampled_pass@1",), "3. generator: PPO_k sampled pass@1", "% (iteration 0 = SFT)"),
+    (("reranked_pass@1",), "4. product: reranked pass@1 (policy_k, RM_k)", "%"),
 ]
 
 
@@ -222,16 +224,18 @@ def plot_arms(arms: dict[str, list[dict[str, Any]]], path: Path, title: str = ""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 4))
-    for ax, (key, panel_title, ylabel) in zip(axes, PANELS):
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.4 * len(PANELS), 4.3))
+    for ax, (keys, panel_title, ylabel) in zip(axes, PANELS):
         for i, (arm, rows) in enumerate(arms.items()):
-            its, vals, lo, hi = _series(rows, key)
-            if not its:
-                continue
-            x = np.array(its) + 0.06 * (i - (len(arms) - 1) / 2)
-            err = [np.array(vals) - np.array(lo), np.array(hi) - np.array(vals)]
-            ax.errorbar(x, vals, yerr=err, marker="o", capsize=3, label=arm)
-        if key.startswith("robust"):
+            for key, style in zip(keys, ("-", "--")):
+                its, vals, lo, hi = _series(rows, key)
+                if not its:
+                    continue
+                x = np.array(its) + 0.06 * (i - (len(arms) - 1) / 2) + (0.03 if style == "--" else 0)
+                err = [np.array(vals) - np.array(lo), np.array(hi) - np.array(vals)]
+                ax.errorbar(x, vals, yerr=err, marker="o", capsize=3, ls=style, color=f"C{i}",
+                            label=arm if style == "-" else None)
+        if keys[0].startswith("robust"):
             ax.axhline(0, color="grey", lw=0.8, ls="--")
         ax.set_title(panel_title, fontsize=9)
         ax.set(xlabel="iteration", ylabel=ylabel, xticks=[r["iteration"] for r in next(iter(arms.values()))])
