@@ -450,7 +450,8 @@ def ppo_cmd(
 @app.command()
 def selftrain(
     config: Annotated[str, typer.Option(help="YAML config file, or the name of a packaged one: 'default' (CPU, "
-                                             "minutes) or 'paper' (GPUs, the paper's setting)")] = "default",
+                                             "minutes), 'paper' (GPUs, the paper's setting), or the ablation presets "
+                                             "'self-training', 'hard-negatives', 'no-selftraining'")] = "default",
     run_dir: Annotated[Optional[Path], typer.Option(help="folder for every record, checkpoint and the report; "
                                                          "rerunning a finished run does nothing, an interrupted "
                                                          "one resumes")] = None,
@@ -464,8 +465,9 @@ def selftrain(
         path = Path(config) if Path(config).suffix in (".yaml", ".yml", ".json") else packaged_config(config)
         cfg = SelfTrainConfig.from_file(path)
         out = run_selftrain(cfg, run_dir or Path("runs") / f"selftrain-{path.stem}", rerun=rerun,
-                            log=lambda line: console.print(line, highlight=False))
-        typer.echo((out / "report.md").read_text(encoding="utf-8"))
+                            log=lambda line: console.print(line, highlight=False), capture=True)
+        typer.echo((out / "report.md").read_text(encoding="utf-8").split("\n## Reward model")[0])
+        typer.echo(f"full report: {out / 'report.md'}  plot: {out / 'report.png'}  log: {out.parent / 'log.txt'}")
 
 
 # ----------------------------------------------------------------------------- serving (issue 10)

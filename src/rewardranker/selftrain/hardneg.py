@@ -1,8 +1,10 @@
 """Hard-negative mining: failing candidates the current reward model ranks too high.
 
 A failing candidate is *hard* when the reward model scores it above a passing candidate of the same problem
-(it would be picked over a right answer), or above the `quantile` of all passing candidates' scores (which
-catches problems where no candidate passed, so there is no same-problem comparison to make).
+(it would be picked over a right answer) or above the problem's reference solution when one is given, or above
+the `quantile` of all passing candidates' scores (which catches problems where no candidate passed, so there is
+no same-problem comparison to make). The reference comparison matters when a policy collapses onto one
+degenerate program that never passes: without it nothing would be mined.
 """
 
 from __future__ import annotations
@@ -29,14 +31,18 @@ class HardNegative:
 
 
 def mine_hard_negatives(samples: list[Sample], passed: dict[Key, bool], scores: dict[Key, float],
-                        quantile: float = 0.5) -> list[HardNegative]:
-    """Failing samples scored above the lowest passing sample of their problem, or above the global quantile."""
+                        quantile: float = 0.5, reference_scores: dict[tuple[str, str], float] | None = None
+                        ) -> list[HardNegative]:
+    """Failing samples scored above the lowest passing sample (or reference solution) of their problem, or
+    above the global quantile of passing scores. `reference_scores` is keyed by (language, problem_id)."""
     pos_scores = [scores[s.key] for s in samples if passed[s.key]]
     global_cut = float(np.quantile(pos_scores, quantile)) if pos_scores else None
     lowest_pass: dict[tuple[str, str], float] = {}
     for s in samples:
         if passed[s.key]:
             lowest_pass[s.problem_key] = min(scores[s.key], lowest_pass.get(s.problem_key, float("inf")))
+    for problem, ref in (reference_scores or {}).items():
+        lowest_pass[problem] = min(ref, lowest_pass.get(problem, float("inf")))
     out = []
     for s in samples:
         if passed[s.key]:
