@@ -10,6 +10,7 @@ from typing import Any
 from rewardranker.errors import ConfigError
 
 CONSENSUS_KINDS = ("minilm", "tfidf", "none")
+INPUT_KINDS = ("auto", "prompt+completion", "completion")
 WHITESPACE_KINDS = ("auto", "visible", "raw")
 
 
@@ -24,7 +25,7 @@ def default_backbone() -> str:
 class RewardConfig:
     """How to build and train the reward model.
 
-    The defaults are the embedded CPU setting (packaged MiniLM, frozen lower layers, bf16 autocast). The paper's
+    The defaults are the embedded CPU setting (packaged MiniLM, frozen, bf16 where native). The paper's
     GPU setting is `RewardConfig.paper()` (a 6.7B code LM, LoRA, bf16).
     """
 
@@ -42,19 +43,26 @@ class RewardConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_targets: str = "all-linear"  # peft target_modules; comma-separated names or "all-linear"
-    bf16: bool = True  # autocast to bfloat16 (CPU: 2-3x faster; GPU: the paper's setting)
+    # bfloat16 autocast: "auto" = only where the device has it natively (CUDA bf16, CPU AVX512-BF16/AMX; on an
+    # AVX2-only CPU emulated bf16 is ~7x slower than fp32); true/false force it
+    bf16: bool | str = "auto"
+    int8: bool = False  # CPU: run the frozen backbone dynamically quantised to int8 (torch.ao)
     # backbone blocks trained from the top: -1 = all, 0 = frozen (heads only, fast path); None = 0 for the packaged
     # pretrained MiniLM (measured default) and -1 for any other backbone (a tiny random model must be trained)
     train_top_layers: int | None = None
     consensus: str = "minilm"  # similarity of a candidate to its siblings: minilm embeddings | tfidf | none
     whitespace: str = "auto"  # make newlines/indentation visible to tokenizers that drop them (auto|visible|raw)
+    # what the backbone reads: "auto" = the completion alone for a frozen backbone (the head only compares
+    # candidates of one problem, which share the prompt), prompt tail + completion for a trained one
+    input: str = "auto"
     gradient_checkpointing: bool = False
+    checkpoint_every: int = 200  # optimiser steps between checkpoints of a trained backbone (train-rm resumes)
     score_batch_size: int = 32
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
 
     def __post_init__(self) -> None:
         positive = ("max_length", "max_pairs_per_problem", "batch_size", "grad_accum", "lora_r", "lora_alpha",
-                    "score_batch_size")
+                    "score_batch_size", "checkpoint_every")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -75,6 +83,12 @@ class RewardConfig:
             raise ConfigError("consensus", f"must be one of {', '.join(CONSENSUS_KINDS)}, got {self.consensus!r}")
         if self.whitespace not in WHITESPACE_KINDS:
             raise ConfigError("whitespace", f"must be one of {', '.join(WHITESPACE_KINDS)}, got {self.whitespace!r}")
+        if self.bf16 != "auto" and not isinstance(self.bf16, bool):
+            raise ConfigError("bf16", f"must be auto, true or false, got {self.bf16!r}")
+        if not isinstance(self.int8, bool):
+            raise ConfigError("int8", f"must be true or false, got {self.int8!r}")
+        if self.input not in INPUT_KINDS:
+            raise ConfigError("input", f"must be one of {', '.join(INPUT_KINDS)}, got {self.input!r}")
         if not isinstance(self.backbone, str):
             raise ConfigError("backbone", f"must be a hub id or a folder path, got {self.backbone!r}")
 
@@ -84,6 +98,16 @@ class RewardConfig:
         if self.train_top_layers is not None:
             return self.train_top_layers
         return 0 if not self.backbone else -1
+
+    @property
+    def frozen(self) -> bool:
+        """The backbone is not trained (heads only): its outputs can be computed once and cached."""
+        return self.top_layers == 0 and not self.lora
+
+    @property
+    def completion_only(self) -> bool:
+        """`input` with auto resolved."""
+        return self.input == "completion" or (self.input == "auto" and self.frozen)
 
     @property
     def backbone_path(self) -> str:

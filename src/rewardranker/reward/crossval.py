@@ -45,14 +45,5 @@ def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: lis
 
 
 def _score(rm, problems: dict[str, Problem], samples: list[Sample], feats: np.ndarray, progress: bool) -> list[float]:
-    """Held-out scores; with a frozen backbone, reuse its cached outputs (same model, one forward pass saved)."""
-    import torch
-
-    from rewardranker.reward.train import head_inputs, score_linear
-
-    if rm.cfg.top_layers != 0 or rm.cfg.lora:
-        return rm.score(problems, samples, progress=progress, features=feats)
-    x = head_inputs(rm, rm.tokenize(problems, samples), progress)
-    with torch.no_grad():
-        r = score_linear(rm.net.backbone)(x)[:, 0] + rm.net.feature_head(torch.tensor(feats, dtype=torch.float32))[:, 0]
-    return r.tolist()
+    """Held-out scores; a frozen backbone's outputs come from the encoding cache (computed once for all folds)."""
+    return rm.score(problems, samples, progress=progress, features=feats)

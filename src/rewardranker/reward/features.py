@@ -77,7 +77,11 @@ def candidate_features(problems: dict[str, Problem], samples: list[Sample], embe
     for i, s in enumerate(samples):
         groups.setdefault(s.problem_id, []).append(i)
     out = np.zeros((len(samples), len(FEATURE_NAMES)), dtype=np.float32)
-    for pid in track(list(groups), "consensus features", progress):
+    if embed is not None and hasattr(embed, "prefetch"):  # one length-sorted pass over all distinct programs
+        embed.prefetch([encode_whitespace(samples[i].completion) for idx in groups.values() if len(idx) > 1
+                        for i in idx], progress)
+    for pid in track(list(groups), "consensus features", progress and not hasattr(embed, "prefetch"),
+                     unit="problems"):
         idx = groups[pid]
         group = [samples[i] for i in idx]
         emb = None
