@@ -15,18 +15,25 @@ from rewardranker.runio import write_json, write_jsonl
 def run_train(cfg: RewardConfig, samples: Path, verdicts: Path | None, problems: str | None, out: Path,
               cv: int = 0, extra: Path | None = None) -> Path:
     """Train one model on everything, or with cv >= 2 write out-of-fold scores to OUT/cv_scores.jsonl."""
+    from rewardranker.reward.hardware import configure_threads
     from rewardranker.reward.train import train_reward_model
 
+    configure_threads()
     data = load_labelled(samples, verdicts, problems)
     more = load_extra(extra)
+    tests = data.cands.generated_tests or None
     if cv:
         from rewardranker.reward.crossval import cross_validate
 
         oof = cross_validate(cfg, data.problems, data.cands.samples, data.passed, cv, out,
-                             extra=None if more is None else (more.problems, more.cands.samples, more.passed, None))
+                             extra=None if more is None else (more.problems, more.cands.samples, more.passed, None),
+                             generated_tests=tests)
         return write_jsonl(out / "cv_scores.jsonl", (to_dict(Score(k[0], k[1], v)) for k, v in oof.items()))
     if more is None:
-        return train_reward_model(cfg, data.problems, data.cands.samples, data.passed, out)
+        return train_reward_model(cfg, data.problems, data.cands.samples, data.passed, out, generated_tests=tests)
+    if cfg.use_execution({s.problem_id for s in data.cands.samples}, tests):
+        raise RewardRankerError(f"{extra}: extra training data has no generated tests, so it cannot feed a model "
+                                "with execution features; pass --config with execution_features: off")
     return train_reward_model(cfg, {**data.problems, **more.problems}, data.cands.samples + more.cands.samples,
                               {**data.passed, **more.passed}, out)
 
@@ -43,10 +50,12 @@ def load_extra(folder: Path | None):
 
 
 def run_score(samples: Path, out: Path, mode: str, model: Path | None, problems: str | None, batch_size: int,
-              rm_weight: float | None) -> list[Score]:
+              rm_weight: float | None, bf16: bool | None = None, int8: bool | None = None) -> list[Score]:
+    from rewardranker.reward.hardware import configure_threads
     from rewardranker.reward.score import ScoreConfig, score_candidates
 
-    cfg = ScoreConfig(mode=mode, model_dir=model, batch_size=batch_size, rm_weight=rm_weight)
+    configure_threads()
+    cfg = ScoreConfig(mode=mode, model_dir=model, batch_size=batch_size, rm_weight=rm_weight, bf16=bf16, int8=int8)
     data = load_labelled(samples, None, problems, need_labels=False)
     data.cands.problems.update(data.problems)
     scores = score_candidates(data.cands, cfg)

@@ -11,6 +11,7 @@ from rewardranker.errors import ConfigError
 
 CONSENSUS_KINDS = ("minilm", "tfidf", "none")
 INPUT_KINDS = ("auto", "prompt+completion", "completion")
+EXECUTION_KINDS = ("auto", "on", "off")
 WHITESPACE_KINDS = ("auto", "visible", "raw")
 
 
@@ -51,6 +52,9 @@ class RewardConfig:
     # pretrained MiniLM (measured default) and -1 for any other backbone (a tiny random model must be trained)
     train_top_layers: int | None = None
     consensus: str = "minilm"  # similarity of a candidate to its siblings: minilm embeddings | tfidf | none
+    # execution features (agreement on the problems' generated tests: group size, asserts passed, ...) as inputs:
+    # auto = when the training candidates carry generated_tests for every problem; on | off
+    execution_features: str = "auto"
     whitespace: str = "auto"  # make newlines/indentation visible to tokenizers that drop them (auto|visible|raw)
     # what the backbone reads: "auto" = the completion alone for a frozen backbone (the head only compares
     # candidates of one problem, which share the prompt), prompt tail + completion for a trained one
@@ -87,6 +91,9 @@ class RewardConfig:
             raise ConfigError("bf16", f"must be auto, true or false, got {self.bf16!r}")
         if not isinstance(self.int8, bool):
             raise ConfigError("int8", f"must be true or false, got {self.int8!r}")
+        if self.execution_features not in EXECUTION_KINDS:
+            raise ConfigError("execution_features", f"must be one of {', '.join(EXECUTION_KINDS)}, "
+                                                    f"got {self.execution_features!r}")
         if self.input not in INPUT_KINDS:
             raise ConfigError("input", f"must be one of {', '.join(INPUT_KINDS)}, got {self.input!r}")
         if not isinstance(self.backbone, str):
@@ -108,6 +115,12 @@ class RewardConfig:
     def completion_only(self) -> bool:
         """`input` with auto resolved."""
         return self.input == "completion" or (self.input == "auto" and self.frozen)
+
+    def use_execution(self, problem_ids: set[str], generated_tests: dict[str, list[str]] | None) -> bool:
+        """`execution_features` resolved for candidates of `problem_ids` with these generated tests."""
+        if self.execution_features != "auto":
+            return self.execution_features == "on"
+        return bool(generated_tests) and all(generated_tests.get(pid) for pid in problem_ids)
 
     @property
     def backbone_path(self) -> str:

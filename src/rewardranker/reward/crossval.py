@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +16,24 @@ Key = tuple[str, int]
 
 def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample], passed: dict[Key, bool],
                    k: int, work_dir: Path, features: np.ndarray | None = None, progress: bool = True,
-                   extra: tuple[dict[str, Problem], list[Sample], dict[Key, bool], np.ndarray | None] | None = None
-                   ) -> dict[Key, float]:
+                   extra: tuple[dict[str, Problem], list[Sample], dict[Key, bool], np.ndarray | None] | None = None,
+                   generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> dict[Key, float]:
     """Out-of-fold reward scores for every candidate; `extra` = (problems, samples, labels, features) of
-    additional training data (e.g. MBPP mutants) added to every fold's training set."""
+    additional training data (e.g. MBPP mutants) added to every fold's training set; `generated_tests` turn on
+    the execution features as in `train_reward_model`."""
     from rewardranker.reward.model import RewardModel
     from rewardranker.reward.train import train_reward_model
 
+    execution = cfg.use_execution({s.problem_id for s in samples}, generated_tests)
+    builder = RewardModel.build(cfg, execution=execution)
     if features is None:
-        features = RewardModel.build(cfg).features(problems, samples, progress)
+        features = builder.features(problems, samples, progress, generated_tests, exec_cfg)
     if extra is not None and extra[3] is None:  # consensus features of the extra data, computed once for all folds
         extra = (*extra[:3], RewardModel.build(cfg).features(extra[0], extra[1], progress))
+    if extra is not None and extra[3].shape[1] < features.shape[1]:  # no generated tests: no execution signal (0)
+        pad = np.zeros((len(extra[1]), features.shape[1] - extra[3].shape[1]), dtype=features.dtype)
+        extra = (*extra[:3], np.concatenate([extra[3], pad], axis=1))
+    cfg = replace(cfg, execution_features="on" if execution else "off")  # the folds' features are given
     oof: dict[Key, float] = {}
     for i, (train_ids, eval_ids) in enumerate(kfold_problems([s.problem_id for s in samples], k, cfg.seed)):
         tr = [j for j, s in enumerate(samples) if s.problem_id in set(train_ids)]

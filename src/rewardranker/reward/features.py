@@ -89,3 +89,31 @@ def candidate_features(problems: dict[str, Problem], samples: list[Sample], embe
             emb = embed([encode_whitespace(s.completion) for s in group])
         out[idx] = _group_features(problems[pid], group, emb)
     return out
+
+
+# What executing a candidate on the model-written asserts says about it (CodeT / LEVER-style execution
+# features), for candidate sets that carry `generated_tests`; each is centred within the problem.
+EXEC_FEATURE_NAMES = ("agr_codet", "agr_soft", "pass_frac", "group_frac", "passes_none")
+
+
+def execution_features(samples: list[Sample], sets: list[frozenset[int]], n_tests: dict[str, int]) -> np.ndarray:
+    """[len(samples), len(EXEC_FEATURE_NAMES)] from the set of generated asserts each candidate passes:
+    log(1 + CodeT group score), log(1 + soft agreement), fraction of asserts passed, fraction of the problem's
+    candidates that pass exactly the same asserts (its agreement group), and whether it passes none."""
+    from rewardranker.reward.agreement import group_scores, soft_agreement
+
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(s.problem_id, []).append(i)
+    out = np.zeros((len(samples), len(EXEC_FEATURE_NAMES)), dtype=np.float32)
+    for pid, idx in groups.items():
+        group = [sets[i] for i in idx]
+        n, t = len(group), max(n_tests.get(pid, 0), 1)
+        sizes: dict[frozenset[int], int] = {}
+        for g in group:
+            sizes[g] = sizes.get(g, 0) + 1
+        cols = np.column_stack([np.log1p(group_scores(group)), np.log1p(soft_agreement(group)),
+                                [len(g) / t for g in group], [sizes[g] / n for g in group],
+                                [0.0 if g else 1.0 for g in group]])
+        out[idx] = cols - cols.mean(axis=0) if n > 1 else 0.0
+    return out

@@ -21,7 +21,13 @@ from rewardranker.records import Problem, Sample
 from rewardranker.reward.config import RewardConfig, default_backbone
 from rewardranker.reward.encoder import pad_batch
 from rewardranker.reward.encoding import encode_whitespace, tokenizer_keeps_whitespace
-from rewardranker.reward.features import FEATURE_NAMES, candidate_features, tfidf_embedder
+from rewardranker.reward.features import (
+    EXEC_FEATURE_NAMES,
+    FEATURE_NAMES,
+    candidate_features,
+    execution_features,
+    tfidf_embedder,
+)
 from rewardranker.reward.hardware import native_bf16, resolve_bf16
 from rewardranker.reward.progress import track
 
@@ -162,9 +168,11 @@ class RewardModel:
     `save(dir)`, `score(problems, samples)`.
     """
 
-    def __init__(self, net, tokenizer, cfg: RewardConfig, visible_whitespace: bool):
+    def __init__(self, net, tokenizer, cfg: RewardConfig, visible_whitespace: bool,
+                 feature_names: tuple[str, ...] = FEATURE_NAMES):
         self.net, self.tokenizer, self.cfg = net, tokenizer, cfg
         self.visible_whitespace = visible_whitespace
+        self.feature_names = tuple(feature_names)
         self.tokenizer.truncation_side = "right" if cfg.completion_only else "left"
         self.bf16 = resolve_bf16(cfg.bf16, self.device)
         self._encoder = None
@@ -180,9 +188,15 @@ class RewardModel:
             return "int8"
         return "bf16" if self.bf16 else "fp32"
 
+    @property
+    def uses_execution(self) -> bool:
+        """Whether the model reads execution features (it then needs the problems' generated tests)."""
+        return any(n in EXEC_FEATURE_NAMES for n in self.feature_names)
+
     @classmethod
-    def build(cls, cfg: RewardConfig) -> RewardModel:
-        """A new model from `cfg.backbone` with freshly initialised heads, frozen/LoRA-wrapped as configured."""
+    def build(cls, cfg: RewardConfig, execution: bool = False) -> RewardModel:
+        """A new model from `cfg.backbone` with freshly initialised heads, frozen/LoRA-wrapped as configured;
+        `execution` adds the execution features (agreement on generated tests) to its inputs."""
         torch = _torch()
         cuda_bf16 = torch.cuda.is_available() and resolve_bf16(cfg.bf16, "cuda", log=False)
         backbone, tok = load_backbone(cfg.backbone_path, torch.bfloat16 if cuda_bf16 else torch.float32)
@@ -191,7 +205,8 @@ class RewardModel:
         else:
             freeze_lower_layers(backbone, cfg.top_layers)
         visible = cfg.whitespace == "visible" or (cfg.whitespace == "auto" and not tokenizer_keeps_whitespace(tok))
-        return cls(_net_class()(backbone, len(FEATURE_NAMES)), tok, cfg, visible)
+        names = FEATURE_NAMES + (EXEC_FEATURE_NAMES if execution else ())
+        return cls(_net_class()(backbone, len(names)), tok, cfg, visible, names)
 
     @classmethod
     def load(cls, model_dir: str | Path, bf16: bool | str | None = None, int8: bool | None = None) -> RewardModel:
@@ -218,7 +233,7 @@ class RewardModel:
         net = _net_class()(backbone, len(head["feature_names"]))
         with torch.no_grad():
             net.feature_head.weight.copy_(torch.tensor([head["feature_weights"]], dtype=torch.float32))
-        return cls(net, tok, cfg, bool(head["visible_whitespace"]))
+        return cls(net, tok, cfg, bool(head["visible_whitespace"]), tuple(head["feature_names"]))
 
     from_pretrained = load
 
@@ -230,7 +245,7 @@ class RewardModel:
             self.net.backbone = self.net.backbone.merge_and_unload()
         self.net.backbone.save_pretrained(model_dir)
         self.tokenizer.save_pretrained(model_dir)
-        head = {"format": 1, "feature_names": list(FEATURE_NAMES),
+        head = {"format": 1, "feature_names": list(self.feature_names),
                 "feature_weights": self.net.feature_head.weight.detach().float()[0].tolist(),
                 "visible_whitespace": self.visible_whitespace, "config": self.cfg.to_dict(),
                 "precision": {"bf16_setting": self.cfg.bf16, "trained_with": self.precision, "device": self.device,
@@ -249,11 +264,26 @@ class RewardModel:
         texts = [self.text(problems[s.problem_id], s) for s in samples]
         return self.tokenizer(texts, truncation=True, max_length=self.cfg.max_length)["input_ids"]
 
-    def features(self, problems: dict[str, Problem], samples: list[Sample], progress: bool = False) -> np.ndarray:
-        """Consensus features of every candidate among its problem's candidates (see features.py)."""
+    def features(self, problems: dict[str, Problem], samples: list[Sample], progress: bool = False,
+                 generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> np.ndarray:
+        """Consensus features of every candidate among its problem's candidates, plus, for a model that uses
+        them, execution features from running the candidates on `generated_tests` (see features.py)."""
         _check_ids(problems, samples)
         embed = get_embedder(self.cfg.consensus, self.bf16, self.cfg.int8)
-        return candidate_features(problems, samples, embed, progress)
+        feats = candidate_features(problems, samples, embed, progress)
+        if not self.uses_execution:
+            return feats
+        from rewardranker.reward.agreement import AgreementConfig, passed_sets
+
+        missing = sorted({s.problem_id for s in samples} - set(generated_tests or {}))
+        if missing:
+            raise RewardRankerError(f"this reward model reads execution features: it needs generated_tests for "
+                                    f"every problem (none for {len(missing)}, e.g. {missing[0]!r}); use a "
+                                    "reranking-layout file that has them, or a model trained without them")
+        agr = AgreementConfig()
+        sets = passed_sets(problems, samples, generated_tests, agr, exec_cfg, progress)
+        n_tests = {pid: min(len(t), agr.max_tests) for pid, t in generated_tests.items()}
+        return np.concatenate([feats, execution_features(samples, sets, n_tests)], axis=1)
 
     @property
     def encoder(self):
@@ -270,11 +300,15 @@ class RewardModel:
         return self.encoder.encode(ids, progress, "reward backbone")[:, self.encoder.hidden:]
 
     def score(self, problems: dict[str, Problem], samples: list[Sample], batch_size: int | None = None,
-              progress: bool = True, features: np.ndarray | None = None) -> list[float]:
-        """One reward per sample, in the order of `samples` (consensus is computed among samples of a problem)."""
+              progress: bool = True, features: np.ndarray | None = None,
+              generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> list[float]:
+        """One reward per sample, in the order of `samples` (consensus is computed among samples of a problem;
+        `generated_tests` are needed by models that read execution features)."""
         if not samples:
             return []
-        feats = self.features(problems, samples, progress) if features is None else features
+        if features is None:
+            features = self.features(problems, samples, progress, generated_tests, exec_cfg)
+        feats = features
         ids = self.tokenize(problems, samples)
         if self.cfg.frozen:
             return self.score_frozen(self.head_inputs(ids, progress), feats)

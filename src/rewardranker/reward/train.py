@@ -125,10 +125,13 @@ def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: PairDataset, p
 
 def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample],
                        passed: dict[Key, bool], out_dir: str | Path, weights: dict[Key, float] | None = None,
-                       features: np.ndarray | None = None, progress: bool = True) -> Path:
+                       features: np.ndarray | None = None, progress: bool = True,
+                       generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> Path:
     """Mine pairs, train with the Bradley–Terry loss, save to `out_dir`; returns `out_dir`.
 
-    `features` (rows aligned with `samples`) skips recomputing consensus features, e.g. across CV folds.
+    `features` (rows aligned with `samples`) skips recomputing the candidate features, e.g. across CV folds.
+    `generated_tests` (problem id -> model-written asserts) turn on the execution features (see
+    `RewardConfig.execution_features`); the candidates are then run on them through the sandboxed executor.
     """
     from transformers import set_seed
 
@@ -137,9 +140,12 @@ def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples:
     set_seed(cfg.seed)
     out_dir = Path(out_dir)
     pairs = mine_pairs(samples, passed, cfg.max_pairs_per_problem, cfg.seed, weights)
-    rm = RewardModel.build(cfg)
+    rm = RewardModel.build(cfg, execution=cfg.use_execution({s.problem_id for s in samples}, generated_tests))
     t0 = time.perf_counter()
-    feats = rm.features(problems, samples, progress) if features is None else features
+    feats = rm.features(problems, samples, progress, generated_tests, exec_cfg) if features is None else features
+    if feats.shape[1] != len(rm.feature_names):
+        raise RewardRankerError(f"features have {feats.shape[1]} columns; the model reads {len(rm.feature_names)} "
+                                f"({', '.join(rm.feature_names)})")
     used = {k for p in pairs for k in ((p.problem_id, p.chosen), (p.problem_id, p.rejected))}
     keep = [i for i, s in enumerate(samples) if (s.problem_id, s.sample_id) in used]
     ids = rm.tokenize(problems, [samples[i] for i in keep])

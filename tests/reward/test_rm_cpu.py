@@ -1,0 +1,117 @@
+"""Issue 12: precision chosen by the hardware, progress off a terminal, each distinct program encoded once."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from conftest import toy_task
+
+from rewardranker.reward import RewardConfig, RewardModel, train_reward_model
+from rewardranker.reward import hardware
+from rewardranker.reward.encoder import EncodingCache, FrozenEncoder
+from rewardranker.reward.progress import Progress
+
+
+@pytest.fixture
+def avx2_only_cpu(monkeypatch):
+    """Pretend to be an AVX2-only CPU (like the AMD EPYC of issue 12), whatever the test machine is."""
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx", "avx2", "fma", "f16c"}))
+    monkeypatch.setattr(hardware, "torch_cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(hardware, "_LOGGED", set())
+
+
+def test_auto_precision_is_fp32_on_a_cpu_without_native_bf16(avx2_only_cpu, capsys):
+    assert hardware.resolve_bf16("auto", "cpu") is False
+    assert hardware.resolve_bf16("auto", "cpu") is False
+    err = capsys.readouterr().err
+    assert err.count("reward model precision: fp32") == 1 and "no avx512_bf16" in err  # logged once, with why
+    assert hardware.resolve_bf16(True, "cpu") is True  # an explicit choice wins
+    rm = RewardModel.build(RewardConfig(consensus="none"))
+    assert rm.cfg.bf16 == "auto" and rm.bf16 is False and rm.precision == "fp32"
+    assert rm.encoder.bf16 is False
+
+
+def test_auto_precision_is_bf16_where_the_cpu_has_it_natively(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(hardware, "torch_cpu_capability", lambda: "AVX512")
+    assert hardware.resolve_bf16("auto", "cpu", log=False) is True
+    monkeypatch.setattr(hardware, "torch_cpu_capability", lambda: "AVX2")  # ATEN_CPU_CAPABILITY=avx2
+    assert hardware.resolve_bf16("auto", "cpu", log=False) is False
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16", "amx_tile"}))
+    monkeypatch.setattr(hardware, "torch_cpu_capability", lambda: "AVX512")
+    assert hardware.resolve_bf16("auto", "cpu", log=False) is True
+
+
+def test_consensus_embedder_and_score_honour_the_precision(avx2_only_cpu, tiny_gpt2, tmp_path):
+    from rewardranker.reward.model import get_embedder
+
+    assert get_embedder("minilm", "auto").encoder.bf16 is False
+    assert get_embedder("minilm", True).encoder.bf16 is True
+    problems, samples, passed = toy_task(n_problems=3)
+    cfg = RewardConfig(backbone=str(tiny_gpt2), max_length=32, consensus="tfidf", max_steps=2, train_top_layers=0)
+    out = train_reward_model(cfg, problems, samples, passed, tmp_path / "rm", progress=False)
+    head = json.loads((out / "reward_head.json").read_text())
+    assert head["config"]["bf16"] == "auto" and head["precision"]["trained_with"] == "fp32"
+    assert RewardModel.load(out).bf16 is False
+    assert RewardModel.load(out, bf16=True).bf16 is True  # `score --bf16` overrides the saved setting
+
+
+def test_bad_precision_settings_are_config_errors():
+    from rewardranker.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="bf16"):
+        RewardConfig(bf16="fast")
+    with pytest.raises(ConfigError, match="execution_features"):
+        RewardConfig(execution_features="maybe")
+
+
+def test_plain_progress_lines_off_a_terminal_show_count_rate_and_eta():
+    stream = io.StringIO()  # not a TTY, like CI logs and nohup
+    with Progress("encoding programs", 10, True, unit="programs", stream=stream, interval_s=0.0) as bar:
+        for _ in range(4):
+            bar.advance()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 5  # one per advance at interval 0, and a last one
+    assert lines[1].startswith("encoding programs: 2/10 programs (20%)")
+    assert "programs/s" in lines[1] and "ETA" in lines[1]
+    assert lines[-1].endswith("- done")
+    quiet = io.StringIO()
+    with Progress("x", 10, True, stream=quiet, interval_s=3600) as bar:
+        bar.advance(5)
+    assert len(quiet.getvalue().splitlines()) == 1  # a steady interval, not a line per item
+
+
+def test_each_distinct_program_is_encoded_once_within_and_across_runs(tiny_gpt2, tmp_path):
+    from rewardranker.reward.model import load_backbone
+
+    model, tok = load_backbone(str(tiny_gpt2))
+    texts = ["def f(x): return x + 1", "def f(x): return x - 1", "def f(x): return x + 1", "x = 1"]
+    ids = tok(texts)["input_ids"]
+    cache_path = tmp_path / "enc.sqlite"
+    first = FrozenEncoder(model, tok.pad_token_id, batch_size=2, cache=EncodingCache(cache_path))
+    a = first.encode(ids)
+    assert first.stats == {"encoded": 3, "from_cache": 0}  # the duplicate ran once
+    assert np.array_equal(a[0], a[2])
+    again = FrozenEncoder(model, tok.pad_token_id, batch_size=2, cache=EncodingCache(cache_path))
+    b = again.encode(ids)  # a new run: everything from the disk cache
+    assert again.stats == {"encoded": 0, "from_cache": 3}
+    assert np.array_equal(a, b)
+    alone = FrozenEncoder(model, tok.pad_token_id, batch_size=1, cache=False).encode([ids[1]])
+    assert np.allclose(alone[0], a[1], atol=1e-5)  # padding in a batch does not change a program's encoding
+    other = FrozenEncoder(model, tok.pad_token_id, bf16=True, cache=EncodingCache(cache_path))
+    assert other.key(ids[0]) != first.key(ids[0])  # precision is part of the key
+
+
+def test_frozen_scores_use_the_cache_and_match_a_full_forward_pass(tiny_gpt2, tmp_path):
+    problems, samples, passed = toy_task(n_problems=3)
+    cfg = RewardConfig(backbone=str(tiny_gpt2), max_length=32, consensus="tfidf", max_steps=5, train_top_layers=0,
+                       bf16=False)
+    out = train_reward_model(cfg, problems, samples, passed, tmp_path / "rm", progress=False)
+    rm = RewardModel.load(out)
+    cached = rm.score(problems, samples, progress=False)
+    assert rm.encoder.stats["encoded"] == 0  # training already encoded every program
+    full = rm.score_tokens(rm.tokenize(problems, samples), rm.features(problems, samples), 4, False)
+    assert np.allclose(cached, full, atol=1e-4)
