@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from conftest import toy_task
 
-from rewardranker.reward import RewardConfig, RewardModel, train_reward_model
-from rewardranker.reward import hardware
+from rewardranker.reward import RewardConfig, RewardModel, hardware, train_reward_model
 from rewardranker.reward.encoder import EncodingCache, FrozenEncoder
 from rewardranker.reward.progress import Progress
 
@@ -115,3 +114,84 @@ def test_frozen_scores_use_the_cache_and_match_a_full_forward_pass(tiny_gpt2, tm
     assert rm.encoder.stats["encoded"] == 0  # training already encoded every program
     full = rm.score_tokens(rm.tokenize(problems, samples), rm.features(problems, samples), 4, False)
     assert np.allclose(cached, full, atol=1e-4)
+
+
+def _train_cli(args: list[str], env_cache, **kw):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "REWARDRANKER_CACHE": str(env_cache), "REWARDRANKER_PROGRESS_INTERVAL": "0.5",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "rewardranker", "train-rm", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+def _kill_when(proc, ready, timeout_s: float = 600.0) -> None:
+    import signal
+    import time
+
+    end = time.monotonic() + timeout_s
+    while not ready():
+        assert proc.poll() is None, f"finished before it could be killed: {proc.communicate()[1][-2000:]}"
+        assert time.monotonic() < end, "nothing to resume from appeared in time"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _many_candidates(path, n_problems: int, per_problem: int):
+    rows = []
+    for p in range(n_problems):
+        comps = [f"    y = x * {i} + {p}\n" + "    z = y - 1\n" * (i % 7) + f"    return z if z > {i} else y\n"
+                 for i in range(per_problem)]
+        rows.append({"task_id": f"T/{p}", "prompt": f"def f{p}(x):\n", "entry_point": f"f{p}", "completions": comps,
+                     "reference_passed": [i % 3 == 0 for i in range(per_problem)]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.slow
+def test_train_rm_killed_during_training_resumes_from_its_checkpoint(tiny_gpt2, tmp_path):
+    data = _many_candidates(tmp_path / "cands.jsonl", 6, 12)
+    cfg = tmp_path / "rm.yaml"
+    cfg.write_text(f"backbone: {tiny_gpt2}\nmax_length: 48\nconsensus: tfidf\nbf16: false\ncheckpoint_every: 5\n")
+    args = ["--samples", str(data), "--out", str(tmp_path / "rm"), "--config", str(cfg), "--max-steps", "300"]
+    proc = _train_cli(args, tmp_path / "cache" / "v.sqlite")
+    _kill_when(proc, lambda: any((tmp_path / "rm" / "trainer").glob("checkpoint-*/trainer_state.json")))
+    done = _train_cli(args, tmp_path / "cache" / "v.sqlite")
+    _, err = done.communicate(timeout=900)
+    assert done.returncode == 0, err[-2000:]
+    assert "resuming from" in err and "checkpoint-" in err
+    assert "train-rm: 300/300 steps" in err  # plain progress lines, since stderr is a pipe
+    assert (tmp_path / "rm" / "reward_head.json").exists() and not (tmp_path / "rm" / "trainer").exists()
+
+
+@pytest.mark.slow
+def test_train_rm_killed_while_encoding_keeps_what_it_encoded(tmp_path):
+    import re
+    import sqlite3
+
+    data = _many_candidates(tmp_path / "cands.jsonl", 8, 40)
+    cache = tmp_path / "cache" / "v.sqlite"
+    enc = cache.parent / "encodings.sqlite"
+    args = ["--samples", str(data), "--out", str(tmp_path / "rm"), "--no-bf16"]
+
+    def some_rows() -> bool:
+        if not enc.exists():
+            return False
+        try:
+            return sqlite3.connect(enc).execute("SELECT COUNT(*) FROM encodings").fetchone()[0] > 0
+        except sqlite3.OperationalError:
+            return False
+
+    _kill_when(_train_cli(args, cache), some_rows)
+    done = _train_cli(args, cache)
+    _, err = done.communicate(timeout=900)
+    assert done.returncode == 0, err[-2000:]
+    todo = re.search(r"consensus embeddings: \d+/(\d+) programs", err)  # plain progress lines
+    assert todo and 0 < int(todo.group(1)) < 8 * 40, err[-2000:]  # the killed run's encodings were kept
+    found = re.search(r"(\d+) programs encoded, (\d+) from the cache", err)
+    assert found and found.group(1) == "0", err[-2000:]  # the reward backbone reused the consensus pass
+

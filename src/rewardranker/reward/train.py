@@ -101,6 +101,11 @@ def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: PairDataset, p
 
     keys = list(dataset.ids)
     x = torch.tensor(rm.head_inputs([dataset.ids[k] for k in keys], progress), dtype=torch.float32)
+    if progress:
+        st = rm.encoder.stats
+        print(f"train-rm: backbone outputs of {len(x)} candidates: {st['encoded']} programs encoded, "
+              f"{st['from_cache']} from the cache ({rm.encoder.cache.path if rm.encoder.cache else 'no cache'})",
+              file=sys.stderr, flush=True)
     row = {k: i for i, k in enumerate(keys)}
     f = torch.tensor(np.stack([dataset.feats[k] for k in keys]), dtype=torch.float32)
     head, fhead = score_linear(rm.net.backbone), rm.net.feature_head
