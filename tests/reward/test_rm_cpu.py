@@ -195,3 +195,48 @@ def test_train_rm_killed_while_encoding_keeps_what_it_encoded(tmp_path):
     found = re.search(r"(\d+) programs encoded, (\d+) from the cache", err)
     assert found and found.group(1) == "0", err[-2000:]  # the reward backbone reused the consensus pass
 
+
+
+def _agreement_task(n_problems: int, offset: int = 0):
+    """Right candidates agree on the generated asserts; wrong ones fail them in different ways."""
+    from rewardranker.records import Problem, Sample
+
+    problems, samples, passed, tests = {}, [], {}, {}
+    for p in range(offset, offset + n_problems):
+        pid = f"agr/{p}"
+        problems[pid] = Problem(pid, "py", "def f(x):\n", "", entry_point="f")
+        bodies = [(f"    return x + {p}\n", True), (f"    return {p} + x\n", True), (f"    return (x + {p})\n", True),
+                  (f"    return x - {p}\n", False), (f"    return x * {p + 2}\n", False),
+                  (f"    return x + {p + 1}\n", False)]
+        for i, (body, ok) in enumerate(bodies):
+            samples.append(Sample(pid, i, body))
+            passed[(pid, i)] = ok
+        tests[pid] = [f"assert f({x}) == {x + p}" for x in (1, 2, 5)]
+    return problems, samples, passed, tests
+
+
+def test_reward_model_reads_execution_features_when_generated_tests_exist(tiny_gpt2, tmp_path):
+    from rewardranker.errors import RewardRankerError
+    from rewardranker.execution import ExecutionConfig
+    from rewardranker.metrics import ranked_pass_at_1
+
+    problems, samples, passed, tests = _agreement_task(6)
+    exec_cfg = ExecutionConfig(workers=1, cache_path=tmp_path / "verdicts.sqlite")
+    cfg = RewardConfig(backbone=str(tiny_gpt2), max_length=32, consensus="none", train_top_layers=0, bf16=False,
+                       max_steps=300)
+    out = train_reward_model(cfg, problems, samples, passed, tmp_path / "rm", progress=False,
+                             generated_tests=tests, exec_cfg=exec_cfg)
+    rm = RewardModel.load(out)
+    assert rm.uses_execution and "agr_codet" in rm.feature_names
+    held_problems, held_samples, held_passed, held_tests = _agreement_task(4, offset=10)
+    scores = rm.score(held_problems, held_samples, progress=False, generated_tests=held_tests, exec_cfg=exec_cfg)
+    for p in range(4):
+        idx = [i for i, s in enumerate(held_samples) if s.problem_id == f"agr/{p + 10}"]
+        assert ranked_pass_at_1([scores[i] for i in idx], [held_passed[(held_samples[i].problem_id,
+                                                                        held_samples[i].sample_id)] for i in idx]) == 1
+    with pytest.raises(RewardRankerError, match="needs generated_tests"):
+        rm.score(held_problems, held_samples, progress=False)
+    off = RewardConfig(**{**cfg.to_dict(), "execution_features": "off"})
+    plain = train_reward_model(off, problems, samples, passed, tmp_path / "plain", progress=False,
+                               generated_tests=tests, exec_cfg=exec_cfg)
+    assert not RewardModel.load(plain).uses_execution
