@@ -91,29 +91,29 @@ def candidate_features(problems: dict[str, Problem], samples: list[Sample], embe
     return out
 
 
-# What executing a candidate on the model-written asserts says about it (CodeT / LEVER-style execution
-# features), for candidate sets that carry `generated_tests`; each is centred within the problem.
-EXEC_FEATURE_NAMES = ("agr_codet", "agr_soft", "pass_frac", "group_frac", "passes_none")
+# What executing a candidate on the model-written asserts says about it, for candidate sets that carry
+# `generated_tests`: log(1 + soft agreement) and the fraction of the problem's candidates in its exact agreement
+# group, centred within the problem. Chosen by 5-fold CV on the dev file (ranked pass@1 of the reward model, mean
+# of 3 seeds): + soft agreement 46.8, + group fraction 47.6; adding log(1 + CodeT score) (43.1) or the fraction
+# of asserts passed (43.9) lowered it, so they are not used.
+EXEC_FEATURE_NAMES = ("agr_soft", "group_frac")
 
 
-def execution_features(samples: list[Sample], sets: list[frozenset[int]], n_tests: dict[str, int]) -> np.ndarray:
-    """[len(samples), len(EXEC_FEATURE_NAMES)] from the set of generated asserts each candidate passes:
-    log(1 + CodeT group score), log(1 + soft agreement), fraction of asserts passed, fraction of the problem's
-    candidates that pass exactly the same asserts (its agreement group), and whether it passes none."""
-    from rewardranker.reward.agreement import group_scores, soft_agreement
+def execution_features(samples: list[Sample], sets: list[frozenset[int]]) -> np.ndarray:
+    """[len(samples), len(EXEC_FEATURE_NAMES)] from the set of generated asserts each candidate passes (its
+    agreement group is the candidates passing exactly the same asserts)."""
+    from rewardranker.reward.agreement import soft_agreement
 
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault(s.problem_id, []).append(i)
     out = np.zeros((len(samples), len(EXEC_FEATURE_NAMES)), dtype=np.float32)
-    for pid, idx in groups.items():
+    for idx in groups.values():
         group = [sets[i] for i in idx]
-        n, t = len(group), max(n_tests.get(pid, 0), 1)
+        n = len(group)
         sizes: dict[frozenset[int], int] = {}
         for g in group:
             sizes[g] = sizes.get(g, 0) + 1
-        cols = np.column_stack([np.log1p(group_scores(group)), np.log1p(soft_agreement(group)),
-                                [len(g) / t for g in group], [sizes[g] / n for g in group],
-                                [0.0 if g else 1.0 for g in group]])
+        cols = np.column_stack([np.log1p(soft_agreement(group)), [sizes[g] / n for g in group]])
         out[idx] = cols - cols.mean(axis=0) if n > 1 else 0.0
     return out

@@ -282,8 +282,7 @@ class RewardModel:
                                     "reranking-layout file that has them, or a model trained without them")
         agr = AgreementConfig()
         sets = passed_sets(problems, samples, generated_tests, agr, exec_cfg, progress)
-        n_tests = {pid: min(len(t), agr.max_tests) for pid, t in generated_tests.items()}
-        return np.concatenate([feats, execution_features(samples, sets, n_tests)], axis=1)
+        return np.concatenate([feats, execution_features(samples, sets)], axis=1)
 
     @property
     def encoder(self):
@@ -310,20 +309,23 @@ class RewardModel:
             features = self.features(problems, samples, progress, generated_tests, exec_cfg)
         feats = features
         ids = self.tokenize(problems, samples)
+        if self.cfg.frozen and not self.cfg.uses_text_head:  # the reward is the feature head alone
+            return self.score_frozen(None, feats)
         if self.cfg.frozen:
             return self.score_frozen(self.head_inputs(ids, progress), feats)
         return self.score_tokens(ids, feats, batch_size or self.cfg.score_batch_size, progress)
 
-    def score_frozen(self, head_in: np.ndarray, feats: np.ndarray) -> list[float]:
-        """Scalar head on cached backbone outputs + feature head."""
+    def score_frozen(self, head_in: np.ndarray | None, feats: np.ndarray) -> list[float]:
+        """Scalar head on cached backbone outputs (None: no text head) + feature head."""
         from rewardranker.reward.encoder import score_linear
 
         torch = _torch()
-        head = score_linear(self.net.backbone)
         with torch.no_grad():
-            x = torch.tensor(head_in, dtype=torch.float32, device=self.device)
             f = torch.tensor(feats, dtype=torch.float32, device=self.device)
-            r = head.float()(x)[:, 0] + self.net.feature_head(f)[:, 0]
+            r = self.net.feature_head.to(self.device)(f)[:, 0]
+            if head_in is not None:
+                x = torch.tensor(head_in, dtype=torch.float32, device=self.device)
+                r = r + score_linear(self.net.backbone).float()(x)[:, 0]
         return r.cpu().double().tolist()
 
     def score_tokens(self, ids: list[list[int]], feats: np.ndarray, batch_size: int, progress: bool) -> list[float]:

@@ -100,21 +100,29 @@ def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: PairDataset, p
     from rewardranker.reward.encoder import score_linear
 
     keys = list(dataset.ids)
-    x = torch.tensor(rm.head_inputs([dataset.ids[k] for k in keys], progress), dtype=torch.float32)
-    if progress:
+    head, fhead = score_linear(rm.net.backbone), rm.net.feature_head
+    head.float()
+    if cfg.uses_text_head:
+        x = torch.tensor(rm.head_inputs([dataset.ids[k] for k in keys], progress), dtype=torch.float32)
+    else:  # no text head: the reward is the feature head alone; a zero head keeps every scoring path equal
+        with torch.no_grad():
+            for p in head.parameters():
+                p.zero_()
+        x = torch.zeros(len(keys), head.in_features)
+    if progress and cfg.uses_text_head:
         st = rm.encoder.stats
         print(f"train-rm: backbone outputs of {len(x)} candidates: {st['encoded']} programs encoded, "
               f"{st['from_cache']} from the cache ({rm.encoder.cache.path if rm.encoder.cache else 'no cache'})",
               file=sys.stderr, flush=True)
     row = {k: i for i, k in enumerate(keys)}
     f = torch.tensor(np.stack([dataset.feats[k] for k in keys]), dtype=torch.float32)
-    head, fhead = score_linear(rm.net.backbone), rm.net.feature_head
-    head.float()
     c = torch.tensor([row[(p.problem_id, p.chosen)] for p in dataset.pairs])
     r = torch.tensor([row[(p.problem_id, p.rejected)] for p in dataset.pairs])
     w = torch.tensor([p.weight for p in dataset.pairs], dtype=torch.float32)
-    opt = torch.optim.AdamW([{"params": head.parameters(), "lr": cfg.head_lr, "weight_decay": 0.01},
-                             {"params": fhead.parameters(), "lr": cfg.head_lr, "weight_decay": 0.0}])
+    groups = [{"params": fhead.parameters(), "lr": cfg.head_lr, "weight_decay": 0.0}]
+    if cfg.uses_text_head:
+        groups.append({"params": head.parameters(), "lr": cfg.head_lr, "weight_decay": 0.01})
+    opt = torch.optim.AdamW(groups)
     steps = cfg.max_steps if cfg.max_steps > 0 else int(np.ceil(len(c) / cfg.batch_size * cfg.epochs))
     gen = torch.Generator().manual_seed(cfg.seed)
     reward = lambda i: head(x[i])[:, 0] + fhead(f[i])[:, 0]
