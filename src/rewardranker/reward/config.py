@@ -53,7 +53,7 @@ class RewardConfig:
     train_top_layers: int | None = None
     consensus: str = "minilm"  # similarity of a candidate to its siblings: minilm embeddings | tfidf | none
     # execution features (agreement on the problems' generated tests: group size, asserts passed, ...) as inputs:
-    # auto = when the training candidates carry generated_tests for every problem; on | off
+    # auto = when the training candidates carry generated_tests (a reranking-layout file); on | off
     execution_features: str = "auto"
     whitespace: str = "auto"  # make newlines/indentation visible to tokenizers that drop them (auto|visible|raw)
     # what the backbone reads: "auto" = the completion alone for a frozen backbone (the head only compares
@@ -134,7 +134,9 @@ class RewardConfig:
         """`execution_features` resolved for candidates of `problem_ids` with these generated tests."""
         if self.execution_features != "auto":
             return self.execution_features == "on"
-        return bool(generated_tests) and all(generated_tests.get(pid) for pid in problem_ids)
+        # a problem may have no generated asserts (its execution features are then 0: no information)
+        return bool(generated_tests) and all(pid in generated_tests for pid in problem_ids) and any(
+            generated_tests[pid] for pid in problem_ids)
 
     @property
     def backbone_path(self) -> str:
