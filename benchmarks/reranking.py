@@ -104,8 +104,8 @@ def _subset(args):
     cands = load_candidates(args.file)
     ids = sorted(cands.problems)
     keep = ids[: args.speed_problems]
-    samples = [s for s in cands.samples if s.problem_id in set(keep)]
-    warmup = [s for s in cands.samples if s.problem_id == ids[-1]][:16]  # loads the models; shares no program
+    samples = [s for s in cands.samples if s.problem_key in set(keep)]  # problems keyed by (language, problem_id)
+    warmup = [s for s in cands.samples if s.problem_key == ids[-1]][:16]  # loads the models; shares no program
     return cands, samples, warmup
 
 
@@ -206,7 +206,7 @@ def cv(args) -> dict:
     torch.set_num_threads(args.threads)
     cfg = _config(args)
     cands = load_candidates(args.file)
-    keys = [(s.problem_id, s.sample_id) for s in cands.samples]
+    keys = [s.key for s in cands.samples]  # (language, problem_id, sample_id)
     _, agr, soft, agr_wall = _agreement(cands)
     execution = cfg.use_execution({s.problem_id for s in cands.samples}, cands.generated_tests)
     rm0 = RewardModel.build(cfg, execution=execution)
@@ -223,7 +223,7 @@ def cv(args) -> dict:
     for w in args.weights:
         scores[f"combined w={w:g}"] = dict(zip(keys, combine(cands.samples, rm, soft, w)))
     args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(args.out / "scores.jsonl", ({"problem_id": k[0], "sample_id": k[1],
+    write_jsonl(args.out / "scores.jsonl", ({"problem_id": k[1], "sample_id": k[2], "language": k[0],
                                              **{m: v[k] for m, v in scores.items()}} for k in keys))
     rows = collect(cands.problems, cands.samples, cands.labels, scores)
     report = evaluate(rows)
@@ -235,7 +235,8 @@ def cv(args) -> dict:
                         "encoder": _embedder_stats(cfg, rm0)}
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_pass_at_1(report, args.out / "pass_at_1.png")
-    plot_reliability(rows, ["rm", "agreement"], args.out / "reliability.png")
+    plot_reliability(rows, ["rm", "agreement"], args.out / "reliability.png",
+                     {"rm": "out-of-fold (5-fold cross-validation by problem)", "agreement": "no trained model"})
     from rich.console import Console
 
     Console().print(report_table(report, f"{args.file.name}: {args.folds}-fold CV by problem (percent)"))

@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# python3: Debian's /usr/bin/python3 runs sandboxed Python programs and the sandbox supervisor (no pyenv shim)
-APT_PACKAGES=(g++ openjdk-17-jdk-headless php-cli mono-mcs mono-runtime libjavatuples-java bubblewrap nodejs python3 util-linux)
+# python3: Debian's /usr/bin/python3 runs sandboxed Python programs and the sandbox supervisor (no pyenv shim);
+# python3-seccomp: libseccomp's own bindings (for that python3), which build the sandbox's seccomp filter
+APT_PACKAGES=(g++ openjdk-17-jdk-headless php-cli mono-mcs mono-runtime libjavatuples-java bubblewrap nodejs python3 python3-seccomp util-linux)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,6 +33,6 @@ if [ ! -f "$stamp" ]; then
   echo "[setup] venv: installing torch==2.13.0 (CPU) first, then rewardranker"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q torch==2.13.0
-  .venv/bin/pip install -q -e ".[dev]"
+  .venv/bin/pip install -q -e ".[dev,ray]"
   rm -f .venv/.installed-*; touch "$stamp"
 fi

@@ -8,11 +8,13 @@ so `--help` stays fast.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rewardranker.errors import RewardRankerError
 
@@ -25,8 +27,19 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from rewardranker import __version__
+
+        typer.echo(f"rewardranker {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """rewardranker: sample N programs, execute them, train a reward model on the verdicts, rerank, repeat.
 
     Every stage reads and writes JSONL records, so each can be run, inspected and resumed on its own.
@@ -39,11 +52,14 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RewardRankerError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
 
 
 # ----------------------------------------------------------------------------- execution (issue 2)
+
+_RAY_HELP = ("Run on a Ray cluster: 'auto' (the cluster this machine joined with `ray start`), HOST:PORT "
+             "(the head's GCS port), or 'local' (a one-machine cluster). Needs pip install 'rewardranker\\[ray]'.")
 
 
 @app.command()
@@ -60,34 +76,79 @@ def execute(
                                                   "~/.cache/rewardranker/verdicts.sqlite.")] = None,
     unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="Run untrusted programs WITHOUT "
                                                     "the bubblewrap sandbox (only rlimits and timeouts).")] = False,
+    task: Annotated[Optional[str], typer.Option(help="For a bigcode-evaluation-harness generations.json: its task, "
+                                                "e.g. humaneval or multiple-cpp.")] = None,
+    verdict_rule: Annotated[str, typer.Option(help="'strict' (default: exit 0 AND harness evidence that the tests "
+                                              "ran to their end; what training uses) or 'multipl-e' (exit 0, "
+                                              "MultiPL-E's rule, for benchmark fidelity).")] = "strict",
+    ray: Annotated[Optional[str], typer.Option(help=_RAY_HELP)] = None,
 ) -> None:
-    """Run each sample's program (prompt + completion + tests) and write one verdict per sample."""
+    """Run each sample's program (prompt + completion + tests) and write one verdict per sample.
+
+    --samples also reads EvalPlus samples (JSONL or folder), bigcode-evaluation-harness generations.json and
+    MultiPL-E completions folders (which carry their problems); the detected format is printed.
+    """
     with user_errors():
         from rewardranker.execution.cli import execute_command
 
-        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console)
+        execute_command(samples, out, problems, workers, timeout, cache, unsafe_no_sandbox, console, task,
+                        verdict_rule=verdict_rule, ray=ray)
 
 # ----------------------------------------------------------------------------- metrics (issue 2)
 
 
 @app.command()
 def metrics(
-    verdicts: Annotated[Path, typer.Option(help="VERDICTS.jsonl written by `rewardranker execute`.")],
+    verdicts: Annotated[Path, typer.Option(help="VERDICTS.jsonl written by `rewardranker execute`, or a MultiPL-E "
+                                                "results folder (*.results.json[.gz]).")],
     scores: Annotated[Optional[Path], typer.Option(help="SCORES.jsonl from `rewardranker score`: adds ranked "
-                                                        "pass@1, pairwise accuracy and AUROC.")] = None,
+                                                        "pass@1 and the within-problem AUROC.")] = None,
     k: Annotated[list[int], typer.Option("--k", help="k values for unbiased pass@k (repeatable).")] = [1, 10, 100],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
 ) -> None:
-    """Print pass@k, ranked pass@1 and oracle pass@n, overall and per language."""
+    """Print pass@k, ranked pass@1 and oracle pass@n, overall and per language (problems keyed by language + id)."""
     from rewardranker import metrics as m
-    from rewardranker.runio import write_json
+    from rewardranker.runio import check_output, write_report
 
     with user_errors():
-        outcomes = m.group_outcomes(m.load_verdicts(verdicts), m.load_scores(scores) if scores else None)
-        report = m.summarize(outcomes, ks=k)
+        if json_out:
+            check_output(json_out, verdicts, scores, option="--json")
+        detected: list[str] = []
+        outcomes = m.group_outcomes(m.load_verdicts(verdicts, detected), m.load_scores(scores) if scores else None)
+        console.print(f"{verdicts}: detected {detected[0]}", highlight=False, soft_wrap=True)
+        with warnings.catch_warnings(record=True) as caught:  # one plain line each, not Python's two-line format
+            warnings.simplefilter("always")
+            report = m.summarize(outcomes, ks=k)
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
         Console().print(m.metrics_table(report))
         if json_out:
-            write_json(json_out, report)
+            write_report(json_out, report, "metrics", {"verdicts": verdicts, "scores": scores, "k": k})
+
+
+@app.command("compare-verdicts")
+def compare_verdicts_cmd(
+    ours: Annotated[Path, typer.Option(help="VERDICTS.jsonl from `rewardranker execute`.")],
+    theirs: Annotated[Path, typer.Option(help="Verdicts to compare with: a MultiPL-E results folder "
+                                              "(*.results.json[.gz]) or another VERDICTS.jsonl.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON here.")] = None,
+    show: Annotated[int, typer.Option(help="Disagreements to list.")] = 20,
+) -> None:
+    """Compare two sets of verdicts candidate by candidate (passed and status), per language."""
+    from rewardranker.compare import compare_verdicts, comparison_table
+    from rewardranker.metrics import load_verdicts
+    from rewardranker.runio import check_output, write_report
+
+    with user_errors():
+        if json_out:
+            check_output(json_out, ours, theirs, option="--json")
+        found: list[str] = []
+        a, b = load_verdicts(ours, found), load_verdicts(theirs, found)
+        console.print(f"{ours}: detected {found[0]}; {theirs}: detected {found[1]}", highlight=False, soft_wrap=True)
+        report = compare_verdicts(a, b)
+        Console().print(comparison_table(report, show))
+        if json_out:
+            write_report(json_out, report, "compare-verdicts", {"ours": ours, "theirs": theirs})
 
 # ----------------------------------------------------------------------------- reward (issue 3)
 
@@ -144,7 +205,8 @@ def build_rm_data_cmd(
         from rewardranker.problems import load_problems
         from rewardranker.reward.mutants import build_rm_data
 
-        stats = build_rm_data(load_problems(problems), out, per_problem, seed, ExecutionConfig(workers=workers))
+        stats = build_rm_data(load_problems(problems), out, per_problem, seed, ExecutionConfig(workers=workers,
+                                                                                          verdict_rule="strict"))
         console.print(f"wrote {out}: {stats}")
 
 
@@ -159,12 +221,15 @@ def score_cmd(
     rm_weight: Annotated[Optional[float], typer.Option(help="combined: weight of the z-scored reward next to log(1+agreement); default: the model's.")] = None,
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bfloat16 autocast; default: the model's setting (auto: only where native).")] = None,
     int8: Annotated[Optional[bool], typer.Option("--int8/--no-int8", help="CPU: frozen backbone in dynamic int8; default: the model's setting.")] = None,
+    ray: Annotated[Optional[str], typer.Option(help=_RAY_HELP + " The model is loaded once per scorer actor.")] = None,
+    tests: Annotated[Optional[Path], typer.Option(help="agreement/combined: generated asserts from `rewardranker gen-tests` (one {problem_id, generated_tests} per line); they replace the samples file's own generated_tests.")] = None,
 ) -> None:
     """Score every candidate with the reward model, execution agreement, or their combination."""
     with user_errors():
         from rewardranker.reward.commands import run_score
 
-        scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight, bf16, int8)
+        scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight, tests, ray=ray,
+                           bf16=bf16, int8=int8)
         console.print(f"wrote {len(scores)} scores to {out}")
 
 
@@ -191,12 +256,13 @@ def eval_cmd(
     verdicts: Annotated[Optional[Path], typer.Option(help="Verdicts JSONL with the true labels; default: the file's reference_passed.")] = None,
     problems: Annotated[Optional[str], typer.Option(help=_PROBLEMS_HELP)] = None,
 ) -> None:
-    """Random / ranked / oracle pass@1 with bootstrap intervals, pairwise accuracy and AUROC, per language."""
+    """Random / ranked / oracle pass@1 with bootstrap intervals and the within-problem AUROC, per language."""
     with user_errors():
         from rewardranker.reward.commands import run_eval
         from rewardranker.reward.evaluate import report_table
 
-        report = run_eval(samples, verdicts, problems, scores, out)
+        report = run_eval(samples, verdicts, problems, scores, out,
+                          warn=lambda line: console.print(f"[bold yellow]{line}[/]", highlight=False, soft_wrap=True))
         console.print(report_table(report))
         console.print(f"wrote {out}/report.json, pass_at_1.png, reliability.png")
 
@@ -256,12 +322,69 @@ def sample_cmd(
     with user_errors():
         from rewardranker.generation import GenerationConfig, sample_problems
         from rewardranker.problems import load_problems
+        from rewardranker.runio import check_output
 
+        check_output(out, problems)
         cfg = GenerationConfig(backend=backend, model=model, n=n, temperature=temperature, top_p=top_p,
                                max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, device=device,
                                precision=precision, base_url=base_url, concurrency=concurrency,
                                retries=retries, timeout_s=timeout_s)
         console.print(f"wrote {sample_problems(cfg, load_problems(problems)[:limit], out)}")
+
+
+@app.command("gen-tests")
+def gen_tests_cmd(
+    model: Annotated[str, typer.Option(help=_gen_help("model"))],
+    out: Annotated[Path, typer.Option(help="JSONL to write: one {problem_id, generated_tests, ...} per problem "
+                                           "(pass it to `score --tests`); the sampled text goes beside it")],
+    problems: Annotated[Optional[str], typer.Option(help="Python problems: 'humaneval', 'procedural:...:py', a "
+                                                         "JSONL file or folder")] = None,
+    samples: Annotated[Optional[Path], typer.Option(help="or a reranking-layout candidates file, whose problems "
+                                                         "are used")] = None,
+    backend: Annotated[str, typer.Option(help=_gen_help("backend"))] = "hf",
+    n: Annotated[int, typer.Option(help="sampled continuations per problem")] = 10,
+    max_tests: Annotated[int, typer.Option(help="distinct asserts kept per problem, first ones first")] = 100,
+    style: Annotated[str, typer.Option(help="prompt shape: 'codet' (pass body, '# check the correctness of f', "
+                                            "'assert ') or 'check' (a 'def check(candidate):' stub)")] = "codet",
+    temperature: Annotated[float, typer.Option(help=_gen_help("temperature"))] = 0.8,
+    top_p: Annotated[float, typer.Option(help=_gen_help("top_p"))] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option(help=_gen_help("max_new_tokens"))] = 128,
+    seed: Annotated[int, typer.Option(help=_gen_help("seed"))] = 0,
+    batch_size: Annotated[int, typer.Option(help=_gen_help("batch_size"))] = 16,
+    device: Annotated[str, typer.Option(help=_gen_help("device"))] = "auto",
+    precision: Annotated[str, typer.Option(help=_gen_help("precision"))] = "auto",
+    base_url: Annotated[str, typer.Option(help=_gen_help("base_url"))] = "http://127.0.0.1:8000/v1",
+    concurrency: Annotated[int, typer.Option(help=_gen_help("concurrency"))] = 8,
+    retries: Annotated[int, typer.Option(help=_gen_help("retries"))] = 3,
+    timeout_s: Annotated[float, typer.Option(help=_gen_help("timeout_s"))] = 60.0,
+    limit: Annotated[Optional[int], typer.Option(help="only the first LIMIT problems")] = None,
+) -> None:
+    """Sample assert statements per problem (CodeT's prompt), extract and dedupe them for `score --tests`."""
+    with user_errors():
+        from rewardranker.generation import GenerationConfig
+        from rewardranker.generation.testgen import GenTestsConfig, generate_tests
+
+        if (problems is None) == (samples is None):
+            raise RewardRankerError("give exactly one of --problems and --samples")
+        from rewardranker.runio import check_output
+
+        check_output(out, samples)
+        if problems is not None:
+            from rewardranker.problems import load_problems
+
+            probs = load_problems(problems)
+        else:
+            from rewardranker.problems import load_candidates
+
+            probs = list(load_candidates(samples).problems.values())
+            if not probs:
+                raise RewardRankerError(f"{samples}: this layout carries no problems: use --problems")
+        cfg = GenerationConfig(backend=backend, model=model, n=n, temperature=temperature, top_p=top_p,
+                               max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, device=device,
+                               precision=precision, base_url=base_url, concurrency=concurrency,
+                               retries=retries, timeout_s=timeout_s, logprobs=False)
+        stats = generate_tests(cfg, probs[:limit], out, GenTestsConfig(style=style, max_tests=max_tests))
+        console.print(f"wrote {out}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()))
 
 
 @app.command("sft")
@@ -278,6 +401,8 @@ def sft_cmd(
     learning_rate: Annotated[Optional[float], typer.Option(help="peak learning rate [default: 1e-3]")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="examples per step [default: 16]")] = None,
     lora: Annotated[Optional[bool], typer.Option(help="train LoRA adapters (merged when saved)")] = None,
+    test_examples: Annotated[bool, typer.Option("--test-examples", help="also teach writing tests: CodeT's "
+                                                "test prompts (both `gen-tests` styles) -> the problems' own asserts")] = False,
 ) -> None:
     """Fine-tune a generator on prompt -> solution pairs (loss on the solution only); `accelerate launch` scales it."""
     with user_errors():
@@ -291,6 +416,10 @@ def sft_cmd(
         if (samples is None) != (verdicts is None):
             raise RewardRankerError("--samples and --verdicts go together")
         examples = examples_from_verdicts(probs, samples, verdicts) if samples else examples_from_problems(probs)
+        if test_examples:  # both prompt shapes `gen-tests --style` offers
+            from rewardranker.generation.testgen import sft_examples
+
+            examples = examples + sft_examples(probs, "codet") + sft_examples(probs, "check")
         console.print(f"wrote {run_sft(cfg, model, examples, out)}")
 
 
@@ -326,7 +455,8 @@ def ppo_cmd(
 @app.command()
 def selftrain(
     config: Annotated[str, typer.Option(help="YAML config file, or the name of a packaged one: 'default' (CPU, "
-                                             "minutes) or 'paper' (GPUs, the paper's setting)")] = "default",
+                                             "minutes), 'paper' (GPUs, the paper's setting), or the ablation presets "
+                                             "'self-training', 'hard-negatives', 'no-selftraining'")] = "default",
     run_dir: Annotated[Optional[Path], typer.Option(help="folder for every record, checkpoint and the report; "
                                                          "rerunning a finished run does nothing, an interrupted "
                                                          "one resumes")] = None,
@@ -340,8 +470,56 @@ def selftrain(
         path = Path(config) if Path(config).suffix in (".yaml", ".yml", ".json") else packaged_config(config)
         cfg = SelfTrainConfig.from_file(path)
         out = run_selftrain(cfg, run_dir or Path("runs") / f"selftrain-{path.stem}", rerun=rerun,
-                            log=lambda line: console.print(line, highlight=False))
-        typer.echo((out / "report.md").read_text(encoding="utf-8"))
+                            log=lambda line: console.print(line, highlight=False), capture=True)
+        typer.echo((out / "report.md").read_text(encoding="utf-8").split("\n## Reward model")[0])
+        typer.echo(f"full report: {out / 'report.md'}  plot: {out / 'report.png'}  log: {out.parent / 'log.txt'}")
+
+
+# ----------------------------------------------------------------------------- serving (issue 10)
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[Path, typer.Option(help="reward model folder (from `train-rm`), loaded once")],
+    generator: Annotated[Optional[Path], typer.Option(help="local generator folder (HF causal LM) to sample "
+                                                           "from in process")] = None,
+    upstream: Annotated[Optional[str], typer.Option(help="or an OpenAI-compatible server to sample from, URL up to "
+                                                         "/v1 (vLLM, llama.cpp, TGI); key: $REWARDRANKER_UPSTREAM_API_KEY")] = None,
+    upstream_model: Annotated[str, typer.Option(help="the upstream's served model name")] = "",
+    upstream_chat: Annotated[bool, typer.Option(help="send chat requests to the upstream's /chat/completions "
+                                                     "(else render them into a plain prompt)")] = True,
+    host: Annotated[str, typer.Option(help="address to listen on; anything but 127.0.0.1 needs an API key")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="requests processed at once (threads sharing the one loaded "
+                                              "model)")] = 4,
+    max_queue: Annotated[int, typer.Option(help="requests waiting beyond --workers; more get HTTP 429")] = 64,
+    request_timeout: Annotated[float, typer.Option(help="seconds before a request gets HTTP 504")] = 300.0,
+    api_key: Annotated[Optional[str], typer.Option(envvar="REWARDRANKER_API_KEY",
+                                                   help="clients must send 'Authorization: Bearer KEY'")] = None,
+    n_candidates: Annotated[int, typer.Option(help="default N when a request names none")] = 4,
+    max_candidates: Annotated[int, typer.Option(help="largest N a request may ask for")] = 64,
+    max_tokens: Annotated[int, typer.Option(help="default new tokens per candidate")] = 256,
+    exec_workers: Annotated[int, typer.Option(help="sandboxed programs run in parallel per batch")] = 2,
+    problems: Annotated[str, typer.Option(help="problems whose ids a request's `tests` may name")] = "humaneval",
+    cache: Annotated[Optional[Path], typer.Option(help="verdict cache (SQLite); default as for `execute`")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: torch's)")] = None,
+    unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="run programs WITHOUT the "
+                                                    "bubblewrap sandbox")] = False,
+    ray: Annotated[Optional[str], typer.Option(help="execute `tests` and /v1/execute batches on a Ray cluster: "
+                                               "'auto' or HOST:PORT (pip install 'rewardranker[ray]')")] = None,
+) -> None:
+    """Serve best-of-N (OpenAI-compatible /v1/chat/completions and /v1/completions), /v1/score and /v1/execute."""
+    with user_errors():
+        from rewardranker.serve import ServeConfig
+        from rewardranker.serve.run import serve
+
+        serve(ServeConfig(model=model, generator=generator, upstream=upstream, upstream_model=upstream_model,
+                          upstream_chat=upstream_chat,
+                          host=host, port=port, workers=workers, max_queue=max_queue,
+                          request_timeout_s=request_timeout, api_key=api_key, n_candidates=n_candidates,
+                          max_candidates=max_candidates, max_tokens=max_tokens, exec_workers=exec_workers,
+                          problems=problems, cache_path=cache, torch_threads=threads,
+                          sandbox=not unsafe_no_sandbox, ray=ray))
 
 
 if __name__ == "__main__":

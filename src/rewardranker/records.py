@@ -10,15 +10,23 @@ from typing import Any
 from rewardranker.errors import RecordError
 
 LANGUAGES = ("py", "cpp", "java", "php", "ts", "js", "cs", "sh")
+ProblemKey = tuple[str, str]  # (language, problem_id)
+SampleKey = tuple[str, str, int]  # (language, problem_id, sample_id)
 
 
 class Status(str, enum.Enum):
-    """Execution outcome; values map one-to-one onto MultiPL-E's statuses."""
+    """Execution outcome; the first four map one-to-one onto MultiPL-E's statuses. InfraError: the sandbox or a
+    compile server failed (twice), so the program was not judged: never cached, never a training label, not
+    counted in pass@k. Tampered (strict verdict rule only): MultiPL-E's rule would pass the run, but the tests
+    did not provably run to their end (early exit 0, exit handler, shutdown hook) or an override of the test
+    mechanism was detected; a failure, never a pass."""
 
     OK = "OK"
     EXCEPTION = "Exception"
     SYNTAX_ERROR = "SyntaxError"
     TIMEOUT = "Timeout"
+    INFRA_ERROR = "InfraError"
+    TAMPERED = "Tampered"
 
 
 @dataclass(frozen=True)
@@ -38,16 +46,38 @@ class Problem:
         if self.language not in LANGUAGES:
             raise ValueError(f"language {self.language!r} is not one of {', '.join(LANGUAGES)}")
 
+    @property
+    def key(self) -> ProblemKey:
+        """What names a problem: MultiPL-E gives the same id to a problem in every language."""
+        return (self.language, self.problem_id)
+
 
 @dataclass(frozen=True)
 class Sample:
-    """One candidate program for a problem. `prompt` overrides the problem's prompt when set."""
+    """One candidate program for a problem. `prompt` overrides the problem's prompt when set.
+
+    `language` may be left out when the problem id names one problem only; loaders fill it in
+    (`problems.resolve_languages`), so every sample that reaches a stage has its full key.
+    """
 
     problem_id: str
     sample_id: int
     completion: str
     prompt: str | None = None
     logprobs: list[float] | None = None
+    language: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.language is not None and self.language not in LANGUAGES:
+            raise ValueError(f"language {self.language!r} is not one of {', '.join(LANGUAGES)}")
+
+    @property
+    def key(self) -> SampleKey:
+        return (self.language or "", self.problem_id, self.sample_id)
+
+    @property
+    def problem_key(self) -> ProblemKey:
+        return (self.language or "", self.problem_id)
 
 
 @dataclass(frozen=True)
@@ -65,6 +95,12 @@ class Verdict:
     stdout: str = ""  # capped excerpt (harnesses that report per-test results print them here)
     program_hash: str = ""
     cached: bool = False
+    verdict_rule: str = ""  # "strict" or "multipl-e": the rule `passed` follows
+    passed_multipl_e: bool | None = None  # MultiPL-E's exit-code rule: passed, or (strict) status Tampered
+
+    @property
+    def key(self) -> SampleKey:
+        return (self.language, self.problem_id, self.sample_id)
 
 
 @dataclass(frozen=True)
@@ -74,6 +110,11 @@ class Score:
     problem_id: str
     sample_id: int
     score: float
+    language: str = ""  # empty in files written before scores carried it: matched by id when unambiguous
+
+    @property
+    def key(self) -> SampleKey:
+        return (self.language, self.problem_id, self.sample_id)
 
 
 def record_from_dict(cls: type, obj: dict[str, Any], path: str | Path, line: int | None):
@@ -100,7 +141,7 @@ def _required(cls: type) -> list[str]:
 
 
 _EXPECTED = {"problem_id": str, "sample_id": int, "completion": str, "score": (int, float), "passed": bool,
-             "status": str, "prompt": (str, type(None))}
+             "status": str, "prompt": (str, type(None)), "language": (str, type(None))}
 
 
 def _check_types(cls: type, kwargs: dict[str, Any], path, line) -> None:
@@ -125,4 +166,4 @@ def to_dict(record: Any) -> dict[str, Any]:
     return d
 
 
-__all__ = ["LANGUAGES", "Status", "Problem", "Sample", "Verdict", "Score", "record_from_dict", "to_dict", "field"]
+__all__ = ["LANGUAGES", "ProblemKey", "SampleKey", "Status", "Problem", "Sample", "Verdict", "Score", "record_from_dict", "to_dict", "field"]

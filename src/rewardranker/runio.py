@@ -6,27 +6,50 @@ import gzip
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from rewardranker.errors import RecordError
+from rewardranker.errors import RecordError, RewardRankerError
 
 
 def _open_text(path: Path, mode: str = "rt"):
     return gzip.open(path, mode, encoding="utf-8") if path.suffix == ".gz" else open(path, mode, encoding="utf-8")
 
 
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _decode_line(raw: bytes, path: Path, lineno: int) -> str:
+    """One line as text; a line that is not UTF-8 or holds a NUL byte is a RecordError naming file and line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(path, lineno, None, f"is not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                              f"{e.start + 1})") from None
+    if "\0" in line:
+        raise RecordError(path, lineno, None, f"holds a NUL byte at column {line.index(chr(0)) + 1} (write it "
+                                              "as \\u0000 inside a JSON string)")
+    return line
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for every non-blank line; gzip-aware.
 
     Raises RecordError naming the file and line for a line that is not a JSON object.
-    A truncated last line (a run killed mid-write) is also reported, never silently skipped.
+    A truncated last line (a run killed mid-write) is also reported, never silently skipped, and so are bytes
+    that are not UTF-8 and raw NUL bytes.
     """
     path = Path(path)
     if not path.exists():
         raise RecordError(path, None, None, "file does not exist")
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
+    if path.is_dir():
+        raise RecordError(path, None, None, "is a folder; expected a JSONL file")
+    with _open_bytes(path) as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = _decode_line(raw, path, lineno)
             if not line.strip():
                 continue
             try:
@@ -43,18 +66,51 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
+def check_output(out: str | Path, *inputs: str | Path | None, option: str = "--out") -> Path:
+    """Refuse an output path that is one of the inputs (it would replace them) or an existing folder."""
+    out = Path(out)
+    if out.is_dir():
+        raise RewardRankerError(f"{option} {out} is a folder; give a file path")
+    for given in inputs:
+        if given is None or not str(given) or not Path(given).exists():
+            continue
+        if out.exists() and os.path.samefile(out, given) or out.resolve() == Path(given).resolve():
+            raise RewardRankerError(f"{option} {out} is also an input ({given}); writing it would replace that "
+                                    "input: choose another output path")
+    return out
+
+
+def check_output_folder(out: str | Path, option: str = "--out") -> Path:
+    """Refuse an output folder path that is an existing file (it would fail midway, after the work)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RewardRankerError(f"{option} {out} is a file; give a folder path")
+    return out
+
+
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> Path:
     """Write records atomically: a temporary file is renamed over the target, so a crash loses nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with _open_text(tmp, "wt") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = _tmp_beside(path)
+    try:
+        with _open_text(tmp, "wt") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def _tmp_beside(path: Path) -> Path:
+    """A fresh temporary name in the target's folder (same file system, so the rename is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + (".gz" if path.suffix == ".gz" else ""),
+                                dir=path.parent)
+    os.close(fd)
+    return Path(name)
 
 
 def append_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
@@ -62,8 +118,7 @@ def append_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         f.flush()
         os.fsync(f.fileno())
 
@@ -103,7 +158,41 @@ def write_json(path: str | Path, obj: Any) -> Path:
     """Write one JSON document atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = _tmp_beside(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def json_keys(obj: Any) -> Any:
+    """The same data with every dict key free of spaces ("ranked pass@1" -> "ranked_pass@1"), for JSON outputs."""
+    if isinstance(obj, dict):
+        return {str(k).replace(" ", "_"): json_keys(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_keys(v) for v in obj]
+    return obj
+
+
+def run_metadata(command: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What produced a JSON output: package version, the command line, its settings, and the UTC date."""
+    import datetime
+    import shlex
+    import sys
+
+    from rewardranker import __version__
+
+    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
+    return {"version": __version__, "command": command, "argv": shlex.join(argv),
+            "config": json_keys({k: str(v) if isinstance(v, Path) else v for k, v in (config or {}).items()}),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+
+
+def write_report(path: str | Path, report: dict[str, Any], command: str, config: dict[str, Any] | None = None) -> Path:
+    """Write a JSON report with space-free keys and a `run` block of metadata (version, command, config, date)."""
+    return write_json(path, {**json_keys(report), "run": run_metadata(command, config)})

@@ -9,7 +9,7 @@ from pathlib import Path
 from rewardranker.problems import load_problems
 from rewardranker.records import Problem, Sample
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = Path(os.environ.get("REWARDRANKER_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "data"
 
 
 def multipl_e(lang: str, names: tuple[str, ...]) -> dict[str, Problem]:

@@ -33,8 +33,12 @@ def test_fast_path_matches_per_program_commands(lang, tmp_path):
     if lang == "ts":
         problems.update({f"ts/{k}": Problem(f"ts/{k}", "ts", "", "") for k in TS_GLOBALS})
         samples += [Sample(f"ts/{k}", 0, text) for k, text in TS_GLOBALS.items()]
-    fast = execute(problems, samples, ExecutionConfig(workers=2, cache_path=tmp_path / "f.sqlite"), progress=False)
-    plain = execute(problems, samples, ExecutionConfig(workers=2, fast=False, use_cache=False), progress=False)
+    # one generous timeout on both sides: on a loaded machine a per-program `tsc` can pass MultiPL-E's 15 s
+    timeout = 60 if lang == "ts" else None
+    fast = execute(problems, samples, ExecutionConfig(workers=2, cache_path=tmp_path / "f.sqlite", timeout_s=timeout),
+                   progress=False)
+    plain = execute(problems, samples, ExecutionConfig(workers=2, fast=False, use_cache=False, timeout_s=timeout),
+                    progress=False)
     assert _key(fast) == _key(plain)
     if lang == "ts":
         by_id = {v.problem_id: v for v in fast}

@@ -33,12 +33,16 @@ def test_correct_pass_wrong_fail_syntax_error(lang, tmp_path):
 
 
 def test_failed_csharp_assert_is_exception_with_exit_zero(tmp_path):
-    """Mono exits 0 on a failed Debug.Assert; MultiPL-E decides by the trace listener's stderr."""
+    """Mono exits 0 on a failed Debug.Assert; MultiPL-E decides by the trace listener's stderr. (The strict
+    rule's harness assertion throws instead: exit 1.)"""
     problems = multipl_e("cs", ("HumanEval_53_add",))
-    v = execute(problems, [sample("cs/HumanEval_53_add", 0, "        return 0;\n")],
-                ExecutionConfig(workers=1, cache_path=tmp_path / "c.sqlite"), progress=False)[0]
+    samples = [sample("cs/HumanEval_53_add", 0, "        return 0;\n")]
+    v = execute(problems, samples, ExecutionConfig(workers=1, cache_path=tmp_path / "c.sqlite",
+                                                   verdict_rule="multipl-e"), progress=False)[0]
     assert (v.status, v.exit_code, v.passed) == ("Exception", 0, False)
     assert "DefaultTraceListener.Fail" in v.stderr
+    strict = execute(problems, samples, ExecutionConfig(workers=1, cache_path=tmp_path / "c.sqlite"), progress=False)[0]
+    assert (strict.status, strict.exit_code, strict.passed) == ("Exception", 1, False)
 
 
 def test_php_parse_error_on_stderr_is_syntax_error(tmp_path):

@@ -15,7 +15,7 @@ def test_reference_labels_agree_on_300_programs(tmp_path):
     cands = load_candidates(SHARED / "reranking" / "humaneval-codegen16b-dev.jsonl")
     subset = cands.samples[::27][:300]
     assert len(subset) == 300
-    labels = [cands.labels[(s.problem_id, s.sample_id)] for s in subset]
+    labels = [cands.labels[s.key] for s in subset]
     assert 30 < sum(labels) < 270  # both outcomes are represented
     cfg = ExecutionConfig(workers=2, timeout_s=3.0, cache_path=tmp_path / "c.sqlite")
     verdicts = execute(cands.problems, subset, cfg, progress=False)

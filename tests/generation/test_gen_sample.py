@@ -118,3 +118,16 @@ def test_a_smaller_rerun_keeps_earlier_samples(tiny_gpt2, tmp_path):
     sample_problems(_cfg(tiny_gpt2, n=2), toy_problems(3), out, progress=False)
     again = read_jsonl(sample_problems(_cfg(tiny_gpt2, n=1), toy_problems(1), out, progress=False))
     assert len(again) == 6  # nothing deleted by a run over fewer problems or samples
+
+
+def test_one_problem_id_in_two_languages_gets_its_own_samples(tiny_gpt2, tmp_path):
+    import dataclasses
+
+    py = toy_problems(1)[0]
+    js = dataclasses.replace(py, language="js", prompt="function f0(x) {\n")  # MultiPL-E reuses ids across languages
+    out = sample_problems(_cfg(tiny_gpt2, n=2), [py, js], tmp_path / "s.jsonl", progress=False)
+    rows = read_jsonl(out)
+    assert [(r["language"], r["problem_id"], r["sample_id"]) for r in rows] == [
+        ("py", "toy/0", 0), ("py", "toy/0", 1), ("js", "toy/0", 0), ("js", "toy/0", 1)]
+    assert sample_problems(_cfg(tiny_gpt2, n=2), [py, js], out, progress=False) == out  # resume: nothing new
+    assert read_jsonl(out) == rows

@@ -98,3 +98,14 @@ def test_stop_cut_keeps_the_tokens_through_the_stop_string(tiny_policy):
 def test_bad_ppo_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=f"'{field}'"):
         PPOConfig(**{field: value})
+
+
+def test_unjudged_rewards_get_the_batch_mean_not_a_failure():
+    """An InfraError (NaN reward) neither rewards nor punishes the policy: it gets the judged programs' mean."""
+    from rewardranker.policy.ppo import _scores
+    from rewardranker.records import Problem
+
+    batch = [Problem(f"p{i}", "py", f"prompt {i}", "") for i in range(3)]
+    rewards = _scores(lambda prompts, texts: [1.0, float("nan"), 0.0], batch, ["a", "b", "c"], "cpu")
+    assert rewards.tolist() == [1.0, 0.5, 0.0]
+    assert _scores(lambda p, t: [float("nan")] * 3, batch, ["a", "b", "c"], "cpu").tolist() == [0.0, 0.0, 0.0]

@@ -36,8 +36,8 @@ def toy_task(n_problems: int = 12, n_good: int = 3, n_bad: int = 3, seed: int = 
         bodies += [(f"    return x - {rng.randint(1, 9)}\n", False) for _ in range(n_bad)]
         rng.shuffle(bodies)
         for i, (body, ok) in enumerate(bodies):
-            samples.append(Sample(pid, i, body))
-            passed[(pid, i)] = ok
+            samples.append(Sample(pid, i, body, language="py"))
+            passed[("py", pid, i)] = ok
     return problems, samples, passed
 
 

@@ -220,8 +220,8 @@ def _agreement_task(n_problems: int, offset: int = 0):
                   (f"    return x - {p}\n", False), (f"    return x * {p + 2}\n", False),
                   (f"    return x + {p + 1}\n", False)]
         for i, (body, ok) in enumerate(bodies):
-            samples.append(Sample(pid, i, body))
-            passed[(pid, i)] = ok
+            samples.append(Sample(pid, i, body, language="py"))
+            passed[("py", pid, i)] = ok
         tests[pid] = [f"assert f({x}) == {x + p}" for x in (1, 2, 5)]
     return problems, samples, passed, tests
 
@@ -243,11 +243,22 @@ def test_reward_model_reads_execution_features_when_generated_tests_exist(tiny_g
     scores = rm.score(held_problems, held_samples, progress=False, generated_tests=held_tests, exec_cfg=exec_cfg)
     for p in range(4):
         idx = [i for i, s in enumerate(held_samples) if s.problem_id == f"agr/{p + 10}"]
-        assert ranked_pass_at_1([scores[i] for i in idx], [held_passed[(held_samples[i].problem_id,
-                                                                        held_samples[i].sample_id)] for i in idx]) == 1
+        assert ranked_pass_at_1([scores[i] for i in idx], [held_passed[held_samples[i].key] for i in idx]) == 1
     with pytest.raises(RewardRankerError, match="needs generated_tests"):
         rm.score(held_problems, held_samples, progress=False)
     off = RewardConfig(**{**cfg.to_dict(), "execution_features": "off"})
     plain = train_reward_model(off, problems, samples, passed, tmp_path / "plain", progress=False,
                                generated_tests=tests, exec_cfg=exec_cfg)
     assert not RewardModel.load(plain).uses_execution
+
+
+def test_execution_features_are_computed_within_each_language_of_a_problem_id():
+    from rewardranker.records import Sample
+    from rewardranker.reward.features import execution_features
+
+    # the same problem id in two languages: two problems, each centred on its own candidates
+    samples = [Sample("HumanEval/0", i, "", language=lang) for lang in ("py", "js") for i in range(2)]
+    sets = [frozenset({0, 1}), frozenset(), frozenset({0}), frozenset({0})]
+    feats = execution_features(samples, sets)
+    assert feats[0, 0] > 0 > feats[1, 0]  # py: the candidate passing both asserts is above the one passing none
+    assert (feats[2:] == 0).all()  # js: both candidates behave alike, so nothing distinguishes them

@@ -19,7 +19,7 @@ def test_cross_validation_scores_every_candidate_out_of_fold(tiny_gpt2, tmp_path
     monkeypatch.setattr(train_module, "train_reward_model", spy)
     cfg = RewardConfig(backbone=str(tiny_gpt2), max_length=32, consensus="tfidf", bf16=False, max_steps=3)
     oof = cross_validate(cfg, problems, samples, passed, k=3, work_dir=tmp_path, progress=False)
-    assert set(oof) == {(s.problem_id, s.sample_id) for s in samples}
+    assert set(oof) == {s.key for s in samples}
     assert len(trained_on) == 3
     for train_ids in trained_on:
         assert len(train_ids) == 4  # the other two folds' problems only

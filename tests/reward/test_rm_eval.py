@@ -22,9 +22,11 @@ def test_kfold_by_problem_never_puts_a_problem_in_train_and_eval():
 
 def _rows():
     problems = {p: Problem(p, "py", "", "") for p in ("a", "b")}
-    samples = [Sample("a", i, "") for i in range(4)] + [Sample("b", i, "") for i in range(2)]
-    passed = {("a", 0): False, ("a", 1): True, ("a", 2): False, ("a", 3): False, ("b", 0): False, ("b", 1): False}
-    good = {("a", 0): 0.0, ("a", 1): 5.0, ("a", 2): 1.0, ("a", 3): 1.0, ("b", 0): 0.0, ("b", 1): 0.0}
+    samples = [Sample("a", i, "", language="py") for i in range(4)] + [Sample("b", i, "", language="py") for i in range(2)]
+    passed = {("py", "a", 0): False, ("py", "a", 1): True, ("py", "a", 2): False, ("py", "a", 3): False,
+              ("py", "b", 0): False, ("py", "b", 1): False}
+    good = {("py", "a", 0): 0.0, ("py", "a", 1): 5.0, ("py", "a", 2): 1.0, ("py", "a", 3): 1.0, ("py", "b", 0): 0.0,
+            ("py", "b", 1): 0.0}
     tied = {k: 0.0 for k in passed}
     return problems, samples, passed, {"rm": good, "agreement": tied}
 
@@ -42,11 +44,11 @@ def test_report_has_random_ranked_oracle_and_pairwise_numbers():
 
 def test_mismatched_ids_are_reported(tmp_path):
     problems, samples, passed, scores = _rows()
-    del scores["rm"][("a", 2)]
-    with pytest.raises(RewardRankerError, match=r"mode 'rm' have no entry.*\('a', 2\)"):
+    del scores["rm"][("py", "a", 2)]
+    with pytest.raises(RewardRankerError, match=r"mode 'rm' have no entry.*\('py', 'a', 2\)"):
         collect(problems, samples, passed, scores)
-    del passed[("b", 1)]
-    with pytest.raises(RewardRankerError, match=r"no verdict.*\('b', 1\)"):
+    del passed[("py", "b", 1)]
+    with pytest.raises(RewardRankerError, match=r"no verdict.*\('py', 'b', 1\)"):
         collect(problems, samples, passed, {})
 
 

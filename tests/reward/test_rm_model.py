@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -23,8 +24,7 @@ def _ranked(problems, samples, passed, scores) -> float:
     by: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         by.setdefault(s.problem_id, []).append(i)
-    return float(np.mean([ranked_pass_at_1([scores[i] for i in idx], [passed[(samples[i].problem_id,
-                                                                                samples[i].sample_id)] for i in idx])
+    return float(np.mean([ranked_pass_at_1([scores[i] for i in idx], [passed[samples[i].key] for i in idx])
                           for idx in by.values()]))
 
 
@@ -32,9 +32,9 @@ def test_tiny_gpt2_learns_a_learnable_signal_and_ranks_held_out_problems(tiny_gp
     problems, samples, passed = toy_task(n_problems=10, seed=0)
     out = train_reward_model(_cfg(tiny_gpt2), problems, samples, passed, tmp_path / "rm", progress=False)
     test_problems, test_samples, test_passed = toy_task(n_problems=6, seed=1)
-    test_samples = [Sample("held/" + s.problem_id, s.sample_id, s.completion) for s in test_samples]
-    test_problems = {"held/" + k: v for k, v in test_problems.items()}
-    test_passed = {("held/" + k[0], k[1]): v for k, v in test_passed.items()}
+    test_samples = [Sample("held/" + s.problem_id, s.sample_id, s.completion, language="py") for s in test_samples]
+    test_problems = {"held/" + k: dataclasses.replace(v, problem_id="held/" + k) for k, v in test_problems.items()}
+    test_passed = {(k[0], "held/" + k[1], k[2]): v for k, v in test_passed.items()}
     scores = RewardModel.load(out).score(test_problems, test_samples, progress=False)
     assert _ranked(test_problems, test_samples, test_passed, scores) == 1.0
     head = json.loads((out / "reward_head.json").read_text())

@@ -31,8 +31,8 @@ def test_bt_loss_gradient_pushes_chosen_up_and_rejected_down():
 
 
 def _samples(spec: dict[str, list[bool]]):
-    samples = [Sample(pid, i, f"c{i}") for pid, flags in spec.items() for i in range(len(flags))]
-    passed = {(pid, i): ok for pid, flags in spec.items() for i, ok in enumerate(flags)}
+    samples = [Sample(pid, i, f"c{i}", language="py") for pid, flags in spec.items() for i in range(len(flags))]
+    passed = {("py", pid, i): ok for pid, flags in spec.items() for i, ok in enumerate(flags)}
     return samples, passed
 
 
@@ -47,13 +47,13 @@ def test_pairs_are_capped_per_problem_distinct_and_reproducible():
     pairs = mine_pairs(samples, passed, max_pairs_per_problem=7, seed=3)
     a = [(p.chosen, p.rejected) for p in pairs if p.problem_id == "a"]
     assert len(a) == 7 and len(set(a)) == 7
-    assert all(passed[("a", c)] and not passed[("a", r)] for c, r in a)
+    assert all(passed[("py", "a", c)] and not passed[("py", "a", r)] for c, r in a)
     assert [p for p in pairs if p.problem_id == "b"] and pairs == mine_pairs(samples, passed, 7, seed=3)
 
 
 def test_pair_weight_is_the_larger_candidate_weight():
     samples, passed = _samples({"a": [True, False, False]})
-    pairs = mine_pairs(samples, passed, 10, weights={("a", 2): 3.0})
+    pairs = mine_pairs(samples, passed, 10, weights={("py", "a", 2): 3.0})
     assert {p.rejected: p.weight for p in pairs} == {1: 1.0, 2: 3.0}
 
 
@@ -65,6 +65,6 @@ def test_no_passing_candidate_anywhere_is_a_clear_error():
 
 def test_missing_verdict_is_a_clear_error():
     samples, passed = _samples({"a": [True, False]})
-    del passed[("a", 1)]
-    with pytest.raises(RewardRankerError, match=r"no verdict.*\('a', 1\)"):
+    del passed[("py", "a", 1)]
+    with pytest.raises(RewardRankerError, match=r"no verdict.*\('py', 'a', 1\)"):
         mine_pairs(samples, passed)

@@ -26,7 +26,7 @@ def test_top1_picks_the_highest_score_per_problem_and_the_first_among_ties():
 
 
 def test_top1_with_a_missing_score_is_a_clear_error():
-    with pytest.raises(RewardRankerError, match=r"no score.*\('a', 1\)"):
+    with pytest.raises(RewardRankerError, match=r"no score.*'a', 1\)"):
         top1([Sample("a", 0, "x"), Sample("a", 1, "y")], [Score("a", 0, 1.0)])
 
 
@@ -93,7 +93,7 @@ def test_cli_train_score_rerank_eval_end_to_end(tiny_gpt2, tmp_path):
     r = _cli("score", "--samples", str(data), "--model", str(tmp_path / "rm"), "--out", str(tmp_path / "s.jsonl"))
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
-    assert len(lines) == 9 and set(lines[0]) == {"problem_id", "sample_id", "score"}
+    assert len(lines) == 9 and set(lines[0]) == {"problem_id", "sample_id", "score", "language"}
     unlabelled = _reranking_file(tmp_path / "unlabelled.jsonl", labels=False)
     r = _cli("score", "--samples", str(unlabelled), "--model", str(tmp_path / "rm"), "--out", str(tmp_path / "u.jsonl"))
     assert r.returncode == 0, r.stderr
@@ -104,7 +104,8 @@ def test_cli_train_score_rerank_eval_end_to_end(tiny_gpt2, tmp_path):
     r = _cli("eval", "--samples", str(data), "--scores", f"rm={tmp_path / 's.jsonl'}", "--out", str(tmp_path / "ev"))
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
-    assert report["overall"]["oracle pass@n"] == 100.0
+    assert report["overall"]["oracle_pass@n"] == 100.0  # JSON keys carry no spaces
+    assert report["run"]["command"] == "eval" and report["run"]["version"]
     assert (tmp_path / "ev" / "pass_at_1.png").stat().st_size > 1000
 
 

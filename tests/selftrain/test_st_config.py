@@ -23,9 +23,27 @@ def _write(tmp_path: Path, **overrides) -> Path:
 
 
 def test_packaged_configs_are_valid():
-    for name in ("default", "paper"):
+    for name in ("default", "paper", "self-training", "hard-negatives", "no-selftraining"):
         cfg = SelfTrainConfig.from_file(packaged_config(name))
         assert cfg.iterations >= 2 and cfg.train_problems != cfg.eval_problems
+
+
+def test_presets_extend_the_default_and_change_only_the_protocol():
+    default = SelfTrainConfig.from_file(packaged_config("default")).to_dict()
+    for name, update in (("self-training", "self_training"), ("hard-negatives", "hard_negatives"),
+                         ("no-selftraining", "none")):
+        preset = SelfTrainConfig.from_file(packaged_config(name)).to_dict()
+        assert preset["rm_update"] == update
+        assert {k for k in default if default[k] != preset[k]} <= {"rm_update"}
+
+
+def test_extends_merges_stage_sections_field_by_field(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("extends: default\nppo: {steps: 7}\nrm_init: continue\n")
+    cfg = SelfTrainConfig.from_file(path)
+    default = SelfTrainConfig.from_file(packaged_config("default"))
+    assert cfg.ppo == {**default.ppo, "steps": 7} and cfg.rm_init == "continue"
+    assert cfg.languages == default.languages
 
 
 @pytest.mark.parametrize("overrides, field", [
@@ -41,6 +59,10 @@ def test_packaged_configs_are_valid():
     ({"sft": {"no_such_field": 1}}, "sft.no_such_field"),
     ({"execution": {"workers": 0}}, "execution.workers"),
     ({"iterashuns": 2}, "iterashuns"),
+    ({"rm_update": "sometimes"}, "rm_update"),
+    ({"rm_init": "warm"}, "rm_init"),
+    ({"rm_data_window": "recent"}, "rm_data_window"),
+    ({"dedup_programs": "yes"}, "dedup_programs"),
 ])
 def test_bad_field_is_named_with_the_file(tmp_path, overrides, field):
     path = _write(tmp_path, **overrides)

@@ -10,8 +10,8 @@ from rewardranker.selftrain.report import findings, markdown_table
 def _case(rows):
     """rows: (problem, sample, passed, score)."""
     samples = [Sample(p, i, f"c{i}") for p, i, _, _ in rows]
-    passed = {(p, i): ok for p, i, ok, _ in rows}
-    scores = {(p, i): s for p, i, _, s in rows}
+    passed = {("", p, i): ok for p, i, ok, _ in rows}  # keys: (language, problem_id, sample_id)
+    scores = {("", p, i): s for p, i, _, s in rows}
     return samples, passed, scores
 
 
@@ -45,16 +45,39 @@ def test_ties_with_the_lowest_pass_are_not_hard():
     assert mine_hard_negatives(samples, passed, scores, quantile=1.0) == []
 
 
-def _row(k, sampled, reranked, fixed):
-    return {"iteration": k, "sampled_pass@1": sampled, "reranked_pass@1": reranked, "oracle_pass@n": 60.0,
-            "reranked_pass@1_iter0_samples": fixed, "rm_pairwise_acc": 70.0, "rm_auroc": None,
-            "hard_negatives": 3 * k, "rm_data": 100, "train_sampled_pass@1": 40.0}
+def _diff(d):
+    return {"diff": d, "ci95": [d - 1.0, d + 1.0], "problems": 10}
 
 
-def test_findings_state_a_worse_iteration_2_plainly():
-    rows = [_row(0, 30.0, 35.0, 35.0), _row(1, 32.0, 38.0, 36.0), _row(2, 33.0, 36.5, 37.0)]
+def _row(k, sampled, reranked, exploitation=None, robust=None):
+    row = {"iteration": k, "problems": 10, "sampled_pass@1": sampled, "reranked_pass@1": reranked,
+           "sampled_vs_sft": _diff(sampled - 30.0), "reranked_vs_iter0": _diff(reranked - 35.0),
+           "fixed_reranked_pass@1": 35.0, "fixed_vs_rm0": _diff(0.0), "per_language": {}}
+    if k:
+        row["exploitation"] = exploitation
+        row["robust_ranked_pass@1"] = _diff(robust)
+        row["robust_pairwise_acc"] = row["robust_auroc"] = _diff(robust)
+    return row
+
+
+def test_findings_name_the_broken_link_plainly():
+    rows = [_row(0, 30.0, 35.0), _row(1, 32.0, 38.0, exploitation=40.0, robust=2.0),
+            _row(2, 33.0, 36.5, exploitation=45.0, robust=-1.0)]
     notes = findings(rows)
-    assert notes[0].startswith("Reranked pass@1 is above sampled pass@1 in 3 of 3")
-    assert "WORSE than iteration 1 (-1.50 points)" in notes[1]
+    assert "Exploitation does NOT fall from iteration 1 to 2: 40.00 -> 45.00 (+5.00 points)." in notes
+    assert any("RM_2 vs RM_1" in n and "(NOT a gain)" in n for n in notes)
+    assert notes[-1].startswith("Chain breaks: exploitation does not fall at iteration 2; RM_2 is not more robust")
     table = markdown_table(rows)
-    assert table.count("\n") == 4 and "| 2 | 33.00 | 36.50 |" in table and "| - |" in table
+    assert table.count("\n") == 4 and "| 2 | 45.00 | -1.00 [-2.00, +0.00] |" in table
+
+
+def test_findings_say_the_chain_holds_when_every_link_does():
+    rows = [_row(0, 30.0, 35.0), _row(1, 32.0, 38.0, exploitation=40.0, robust=2.0),
+            _row(2, 33.0, 39.0, exploitation=30.0, robust=3.0)]
+    assert findings(rows)[-1] == "Chain holds in this run."
+
+
+def test_failures_scored_above_the_reference_solution_are_hard_even_when_nothing_passed():
+    samples, passed, scores = _case([("a", 0, False, 3.0), ("a", 1, False, 1.0)])
+    hard = mine_hard_negatives(samples, passed, scores, reference_scores={("", "a"): 2.0})
+    assert [(h.sample_id, h.reason, h.threshold) for h in hard] == [(0, "above_passing", 2.0)]

@@ -28,7 +28,7 @@ TINY = {
     "train_problems": ["procedural:train"], "eval_problems": ["procedural:heldout"], "languages": ["py"],
     "max_train_problems": 8, "max_eval_problems": 4, "generator": "local", "generator_size": "tiny",
     "reward_backbone": "sft", "iterations": 2, "samples_per_problem": 4, "eval_samples_per_problem": 4,
-    "seed": 3,
+    "seed": 3, "sft_cache": "",
     "generation": {"max_new_tokens": 32, "batch_size": 16, "device": "cpu", "precision": "fp32"},
     "sft": {"max_steps": 12, "batch_size": 8, "learning_rate": 0.003, "max_length": 160, "precision": "fp32",
             "logging_steps": 4},
@@ -111,8 +111,14 @@ def test_run_writes_every_stage_and_a_report(finished):
     for r in rows:
         assert 0 <= r["sampled_pass@1"] <= r["oracle_pass@n"] <= 100
         assert r["reranked_pass@1"] <= r["oracle_pass@n"]
+    for r in rows[1:]:  # the chain metrics of every PPO iteration, with their paired intervals
+        assert 0 <= r["exploitation"] <= 100
+        lo, hi = r["robust_ranked_pass@1"]["ci95"]
+        assert lo <= r["robust_ranked_pass@1"]["diff"] <= hi
+        assert set(r["per_language"]) == {"py"}
     report = (run_dir / "report" / "report.md").read_text()
-    assert "| iteration |" in report and "iter_2/reward" in report
+    assert "| iteration |" in report and "iter_2/reward" in report and "## Per language" in report
+    assert "Chain holds" in report or "Chain breaks" in report
     assert (run_dir / "report" / "report.png").stat().st_size > 10_000
     assert rows[1]["rm_data"] >= rows[0]["rm_data"]  # positives and hard negatives are added, never dropped
 

@@ -101,3 +101,13 @@ def test_wrong_solutions_fail_in_every_language():
     null = {"py": "    return None\n", "js": "  return null;\n}", "php": "    return null;\n}"}
     verdicts = _run(problems, [null[p.language] for p in problems])
     assert not [v.problem_id for v in verdicts if v.passed]
+
+
+def test_validation_split_is_carved_out_of_train_by_composition():
+    train = load_problems("procedural:train:py")
+    fit, validation = load_problems("procedural:fit:py"), load_problems("procedural:validation:py")
+    assert {p.problem_id for p in fit} | {p.problem_id for p in validation} == {p.problem_id for p in train}
+    assert not {p.problem_id for p in fit} & {p.problem_id for p in validation}
+    kinds = {name: {c.kind_key for c in split_compositions()[name]} for name in ("fit", "validation", "heldout")}
+    assert kinds["validation"] and not kinds["fit"] & kinds["validation"] and not kinds["validation"] & kinds["heldout"]
+    assert 0.1 < len(validation) / len(train) < 0.25

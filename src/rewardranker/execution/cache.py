@@ -18,6 +18,9 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS verdicts (
     key TEXT PRIMARY KEY, status TEXT NOT NULL, passed INTEGER NOT NULL, exit_code INTEGER,
     duration_s REAL NOT NULL, stderr TEXT NOT NULL, stdout TEXT NOT NULL, created REAL NOT NULL)"""
 _FIELDS = ("status", "passed", "exit_code", "duration_s", "stderr", "stdout")
+UNCACHED = frozenset({"InfraError"})  # the program was not judged: run it again next time
+SANDBOX_VERSION = "2"  # bumped when the sandbox changes what a program can do (v2: seccomp, clean state), so
+# verdicts a program could forge under an older sandbox are not reused
 
 
 def default_cache_path() -> Path:
@@ -28,7 +31,8 @@ def default_cache_path() -> Path:
 
 def cache_key(program_hash: str, language: str, timeout_s: float, toolchain: str, sandboxed: bool) -> str:
     """What makes two executions interchangeable: same program text, language, limits and toolchain."""
-    return content_hash(program_hash, language, f"{timeout_s:g}", toolchain, "sandbox" if sandboxed else "plain")
+    return content_hash(program_hash, language, f"{timeout_s:g}", toolchain,
+                        f"sandbox-v{SANDBOX_VERSION}" if sandboxed else "plain")
 
 
 class VerdictCache:
@@ -59,7 +63,9 @@ class VerdictCache:
         return out
 
     def put(self, key: str, fields: dict) -> None:
-        """Queue one verdict; it is committed within `commit_every_s`."""
+        """Queue one verdict; it is committed within `commit_every_s`. InfraError verdicts are not stored."""
+        if fields["status"] in UNCACHED:
+            return
         self._pending.append((key, *(fields[f] for f in _FIELDS), time.time()))
         if time.monotonic() - self._last_commit >= self.commit_every_s:
             self.flush()

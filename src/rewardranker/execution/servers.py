@@ -5,8 +5,11 @@ loading the compiler and, for tsc, parsing the lib .d.ts files; a warm process c
 a fraction of that. Each server runs the real compiler with the same arguments as the per-program command
 (langs/JavaCompileServer.java, langs/ts_compile_server.js, langs/CsCompileServer.cs), one program per
 request, so verdicts are the same. A server runs in the worker's sandbox configuration (same uid, namespaces,
-read-only root, scratch dir) but in its own bwrap, so the per-program clean-up never touches it; a server
-that dies or exceeds the compile timeout is killed and restarted for the next request.
+read-only root, scratch dir, seccomp filter, no host environment) but in its own bwrap, so the per-program
+clean-up never touches it, with its working directory in a read-only folder (/tmp/rr/lib): nothing a
+program leaves behind (node_modules/@types, package.json, headers, class files, assemblies) is in any folder a
+compiler searches. A server that exceeds the compile timeout is killed and restarted for the next request (the
+program gets the compile timeout's status); one that dies is an infrastructure failure (InfraError).
 Protocol: one request line (arguments joined by TAB), one answer line "<exit>\\t<escaped diagnostics>".
 """
 
@@ -14,12 +17,24 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 from rewardranker.errors import ToolchainError
-from rewardranker.execution.sandbox import CAP_BYTES, Sandbox, StepResult, _kill, _readline, publish
+from rewardranker.execution.sandbox import (
+    CAP_BYTES,
+    InfraError,
+    Sandbox,
+    StepResult,
+    _kill,
+    _readline,
+    publish,
+)
+
+SERVER_CWD = "/tmp/rr/lib"  # read-only inside the sandbox: compilers find nothing there that a program made
 
 LANGS_DIR = Path(__file__).with_name("langs")
 SERVER_AS = 8 << 30
@@ -36,8 +51,8 @@ class CompileServer:
     def start(self) -> None:
         prl = ["/usr/bin/prlimit", f"--as={SERVER_AS}", f"--fsize={64 << 20}", "--nofile=1024", "--core=0", "--"]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(prl + self.box.command(self.argv), stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=log, **self.box.popen_kwargs())
+            self.proc = self.box.popen(self.argv, chdir=SERVER_CWD, prefix=prl, stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=log)
 
     def compile(self, args: list[str], workdir: Path, timeout_s: float) -> StepResult:
         if self.proc is None or self.proc.poll() is not None:
@@ -56,7 +71,9 @@ class CompileServer:
             timed_out = duration >= timeout_s - 0.01
             tail = self.log.read_text(errors="replace")[-CAP_BYTES:] if self.log.exists() else ""
             self.close()
-            return StepResult(-1, timed_out, duration, stderr=f"{self.name} compile server failed: {tail}")
+            if not timed_out:
+                raise InfraError(f"the {self.name} compile server died: {tail[-300:]}")
+            return StepResult(-1, True, duration, stderr=f"{self.name} compile server timed out: {tail}")
         code, _, text = line.decode("utf-8", "replace").rstrip("\n").partition("\t")
         text = text.replace("\\\\", "\0").replace("\\n", "\n").replace("\0", "\\")
         return StepResult(int(code), False, duration, stdout="", stderr=text[:CAP_BYTES])
@@ -69,7 +86,7 @@ class CompileServer:
 
 def start(language: str, slot) -> CompileServer | None:
     """The compile server for `language` in `slot` (not started until its first request)."""
-    box = Sandbox(slot.uid, slot.sandbox.scratch, slot.cfg.sandbox, slot.binds, slot.lib)
+    box = Sandbox(slot.uid, slot.sandbox.scratch, slot.cfg.sandbox, slot.binds, slot.lib, slot.cfg.seccomp)
     toolbox = slot.cfg.toolbox
     if language == "java":
         classes = build_java_server(toolbox)
@@ -95,12 +112,17 @@ def _build_once(out: Path, build) -> Path:
     with open(out.with_name(out.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not out.exists():
-            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-            tmp.mkdir()
-            build(tmp)
-            for p in [tmp, *tmp.rglob("*")]:
-                os.chmod(p, 0o755 if p.is_dir() else 0o644)
-            os.rename(tmp, out)
+            stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp"))  # unique: leftovers of a
+            try:  # killed build never get in the way
+                tmp = stage / "x"
+                tmp.mkdir()
+                build(tmp)
+                for p in [tmp, *tmp.rglob("*")]:
+                    if not p.is_symlink():
+                        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+                os.rename(tmp, out)
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
     return out
 
 

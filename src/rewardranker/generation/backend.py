@@ -17,6 +17,7 @@ class Request:
     prompt: str
     stop: tuple[str, ...]
     seed: int
+    language: str = ""  # with problem_id, names the problem (MultiPL-E reuses ids across languages)
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,21 @@ class GenerationConfig:
             raise ConfigError("top_p", f"= {self.top_p} must be in (0, 1]")
         if self.retries < 0:
             raise ConfigError("retries", f"= {self.retries} must be >= 0")
+        if self.backend == "openai":
+            _check_base_url(self.base_url)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_base_url(url: str) -> None:
+    """A server URL needs a scheme and a host: a mistake here is reported at once, never retried."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError("base_url", f"= {url!r} needs http:// or https:// and a host, e.g. "
+                                      "http://127.0.0.1:8000/v1")
 
 
 def _positive(cfg: Any, *names: str) -> None:

@@ -47,6 +47,10 @@ class OpenAIBackend:
             body["logprobs"] = 1
         return body
 
+    def _parse(self, obj: Any) -> Generation:
+        """The generation in a 200 response (subclasses read other response shapes, e.g. chat)."""
+        return parse_completion(obj, self.url)
+
     def _with_retries(self, req: Request) -> Generation:
         import httpx
 
@@ -59,6 +63,8 @@ class OpenAIBackend:
             except httpx.TimeoutException:
                 last = f"timed out after {self.cfg.timeout_s} s"
                 continue
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:  # configuration: retrying cannot help
+                raise RewardRankerError(f"{self.url}: not a usable server URL ({e}); check --base-url") from None
             except httpx.TransportError as e:
                 last = f"connection failed ({e.__class__.__name__}: {e})"
                 continue
@@ -68,7 +74,7 @@ class OpenAIBackend:
             if resp.status_code != 200:  # a client error will not fix itself: report it now
                 raise RewardRankerError(f"{self.url}: HTTP {resp.status_code} for {req.problem_id} sample "
                                         f"{req.sample_id}: {resp.text[:300]}")
-            return parse_completion(resp.json(), self.url)
+            return self._parse(resp.json())
         raise RewardRankerError(f"{self.url}: {req.problem_id} sample {req.sample_id} failed after "
                                 f"{self.cfg.retries + 1} attempts; last: {last}. Samples drawn so far are kept: "
                                 "rerun the same command to resume")

@@ -1,6 +1,6 @@
 """Draw N samples per problem into the samples JSONL the executor reads; resumable, raw text kept beside it.
 
-Files: `<out>.jsonl` holds {problem_id, sample_id, completion, logprobs?} with the completion cut at the
+Files: `<out>.jsonl` holds {problem_id, sample_id, language, completion, logprobs?} with the completion cut at the
 problem's stop tokens; `<out>.raw.jsonl` holds the untruncated text; `<out>.config.json` the settings, so a
 rerun with other sampling settings cannot mix two distributions in one file.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from rewardranker.errors import ConfigError
 from rewardranker.generation.backend import Generation, Request, make_backend, sample_seed
 from rewardranker.generation.config import GenerationConfig
-from rewardranker.problems import problems_by_id, truncate
+from rewardranker.problems import index_problems, truncate
 from rewardranker.records import Problem
 from rewardranker.runio import append_jsonl, read_jsonl_tolerant, write_json, write_jsonl
 
@@ -35,15 +35,18 @@ def sample_problems(cfg: GenerationConfig, problems: list[Problem], out_path: Pa
         >>> sample_problems(cfg, load_problems("procedural:heldout:py"), Path("runs/r1/samples.jsonl"))
     """
     out_path, raw_path = Path(out_path), sibling(Path(out_path), ".raw.jsonl")
-    order = {p.problem_id: i for i, p in enumerate(problems_by_id(problems).values())}
+    order = {key: i for i, key in enumerate(index_problems(problems))}  # keys (language, problem_id) are unique
     _check_same_settings(cfg, sibling(out_path, ".config.json"))
     done = _clean_partial_run(out_path, raw_path)
-    todo = [Request(p.problem_id, sid, p.prompt, tuple(p.stop_tokens), sample_seed(cfg.seed, p.problem_id, sid))
-            for p in problems for sid in range(cfg.n) if (p.problem_id, sid) not in done]
+    todo = [Request(p.problem_id, sid, p.prompt, tuple(p.stop_tokens), sample_seed(cfg.seed, p.problem_id, sid),
+                    p.language)
+            for p in problems for sid in range(cfg.n)
+            if (p.language, p.problem_id, sid) not in done and ("", p.problem_id, sid) not in done]
     if todo:
         _draw(cfg, todo, out_path, raw_path, progress)
     records = read_jsonl_tolerant(out_path)  # samples of other problems or beyond n (earlier runs) are kept
-    records.sort(key=lambda r: (order.get(r["problem_id"], len(order)), r["problem_id"], r["sample_id"]))
+    records.sort(key=lambda r: (order.get((r.get("language") or "", r["problem_id"]), len(order)),
+                                r["problem_id"], r["sample_id"]))
     write_jsonl(out_path, records)  # sorted, and the torn last line of a killed run is gone
     return out_path
 
@@ -68,25 +71,32 @@ def _draw(cfg: GenerationConfig, todo: list[Request], out_path: Path, raw_path: 
 
 
 def _sample_record(req: Request, gen: Generation) -> dict:
-    rec = {"problem_id": req.problem_id, "sample_id": req.sample_id, "completion": truncate(gen.text, req.stop)}
+    rec = {"problem_id": req.problem_id, "sample_id": req.sample_id, "language": req.language,
+           "completion": truncate(gen.text, req.stop)}
     if gen.logprobs is not None:
         rec["logprobs"] = gen.logprobs
     return rec
 
 
 def _raw_record(req: Request, gen: Generation) -> dict:
-    return {"problem_id": req.problem_id, "sample_id": req.sample_id, "raw": gen.text, "n_tokens": gen.n_tokens}
+    return {"problem_id": req.problem_id, "sample_id": req.sample_id, "language": req.language, "raw": gen.text,
+            "n_tokens": gen.n_tokens}
 
 
-def _clean_partial_run(out_path: Path, raw_path: Path) -> set[tuple[str, int]]:
+def _key(r: dict) -> tuple[str, str, int]:
+    """(language, problem_id, sample_id); "" for the language of files written before records carried it."""
+    return (r.get("language") or "", r["problem_id"], r["sample_id"])
+
+
+def _clean_partial_run(out_path: Path, raw_path: Path) -> set[tuple[str, str, int]]:
     """Keys already sampled; rewrites both files without a killed run's torn line or orphan raw records."""
     if not out_path.exists():
         raw_path.unlink(missing_ok=True)
         return set()
     kept = read_jsonl_tolerant(out_path)
-    done = {(r["problem_id"], r["sample_id"]) for r in kept}
+    done = {_key(r) for r in kept}
     write_jsonl(out_path, kept)
-    write_jsonl(raw_path, [r for r in read_jsonl_tolerant(raw_path) if (r["problem_id"], r["sample_id"]) in done])
+    write_jsonl(raw_path, [r for r in read_jsonl_tolerant(raw_path) if _key(r) in done])
     return done
 
 

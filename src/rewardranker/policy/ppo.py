@@ -192,7 +192,11 @@ def _scores(reward_fn: RewardFn, batch: list[Problem], texts: list[str], device)
     scores = list(reward_fn([p.prompt for p in batch], texts))
     if len(scores) != len(texts):
         raise RewardRankerError(f"the reward function returned {len(scores)} rewards for {len(texts)} completions")
-    return torch.tensor(scores, dtype=torch.float32, device=device)
+    rewards = torch.tensor(scores, dtype=torch.float32, device=device)
+    unjudged = torch.isnan(rewards)  # e.g. an InfraError: no evidence either way
+    if unjudged.any():
+        rewards[unjudged] = rewards[~unjudged].mean() if (~unjudged).any() else 0.0
+    return rewards
 
 
 def _ref_logprobs(run: SimpleNamespace, ro: dict):
@@ -450,8 +454,9 @@ def _as_samples(problems: list[Problem], prompts: list[str], completions: list[s
     missing = [pr for pr in prompts if pr not in by_prompt]
     if missing:
         raise RewardRankerError(f"prompt {missing[0][:60]!r} matches none of the PPO problems")
-    used = {by_prompt[pr].problem_id: by_prompt[pr] for pr in prompts}
-    return used, [Sample(by_prompt[pr].problem_id, i, c) for i, (pr, c) in enumerate(zip(prompts, completions))]
+    used = {by_prompt[pr].key: by_prompt[pr] for pr in prompts}
+    return used, [Sample(by_prompt[pr].problem_id, i, c, language=by_prompt[pr].language)
+                  for i, (pr, c) in enumerate(zip(prompts, completions))]
 
 
 def reward_model_fn(model_dir: str, problems: list[Problem]) -> RewardFn:
@@ -468,11 +473,15 @@ def reward_model_fn(model_dir: str, problems: list[Problem]) -> RewardFn:
 
 
 def execution_reward_fn(problems: list[Problem]) -> RewardFn:
-    """1.0 when the completion passes its problem's tests, else 0.0 (sandboxed executor)."""
-    from rewardranker.execution.runner import execute
+    """1.0 when the completion passes its problem's tests, else 0.0 (sandboxed executor); NaN for an InfraError
+    (never judged: `_scores` gives it the batch's mean reward, so it neither rewards nor punishes the policy)."""
+    from rewardranker.execution.runner import ExecutionConfig, execute
+
+    cfg = ExecutionConfig(verdict_rule="strict")  # a policy optimised against exit codes learns to exit early
 
     def passed(prompts: list[str], completions: list[str]) -> list[float]:
         used, samples = _as_samples(problems, prompts, completions)
-        return [float(v.passed) for v in execute(used, samples, progress=False)]
+        return [float("nan") if v.status == "InfraError" else float(v.passed)
+                for v in execute(used, samples, cfg, progress=False)]
 
     return passed

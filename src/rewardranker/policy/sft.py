@@ -12,8 +12,8 @@ from pathlib import Path
 
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.generation.config import PRECISIONS, resolve_device_dtype
-from rewardranker.records import Problem, Sample, Verdict, record_from_dict
-from rewardranker.runio import iter_jsonl, read_jsonl_tolerant, write_json, write_jsonl
+from rewardranker.records import Problem
+from rewardranker.runio import read_jsonl_tolerant, write_json, write_jsonl
 
 
 @dataclass
@@ -66,17 +66,17 @@ def examples_from_problems(problems: list[Problem]) -> list[tuple[str, str]]:
 
 def examples_from_verdicts(problems: list[Problem], samples_path: Path, verdicts_path: Path) -> list[tuple[str, str]]:
     """(prompt, completion) for every distinct sample whose verdict passed."""
-    by_id = {p.problem_id: p for p in problems}
-    passed = {(v.problem_id, v.sample_id) for v in
-              (record_from_dict(Verdict, o, verdicts_path, ln) for ln, o in iter_jsonl(verdicts_path)) if v.passed}
+    from rewardranker.metrics import align_verdicts, load_verdicts
+    from rewardranker.problems import load_candidates
+
+    cands = load_candidates(samples_path, problems)
+    verdicts = align_verdicts(load_verdicts(verdicts_path), [s.key for s in cands.samples])
+    passed = {k for k, ok in verdicts.items() if ok}  # keys: (language, problem_id, sample_id)
     seen, out = set(), []
-    for ln, obj in iter_jsonl(samples_path):
-        s = record_from_dict(Sample, obj, samples_path, ln)
-        if (s.problem_id, s.sample_id) not in passed:
+    for s in cands.samples:
+        if s.key not in passed:
             continue
-        if s.problem_id not in by_id:
-            raise RewardRankerError(f"{samples_path}:{ln}: problem {s.problem_id!r} is not among the problems given")
-        prompt = s.prompt or by_id[s.problem_id].prompt
+        prompt = s.prompt or cands.problems[s.problem_key].prompt
         if (prompt, s.completion) not in seen:
             seen.add((prompt, s.completion))
             out.append((prompt, s.completion))

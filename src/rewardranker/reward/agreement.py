@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from rewardranker.errors import RewardRankerError
+from rewardranker.problems import index_problems
 from rewardranker.records import Problem, Sample, Verdict
 
 MARKER = "@@RR_AGREEMENT"
@@ -93,7 +94,8 @@ def passed_sets(problems: dict[str, Problem], samples: list[Sample], generated_t
         raise RewardRankerError(f"agreement needs generated_tests; none for {len(missing)} problems, e.g. "
                                 f"{missing[0]!r} (use a reranking-layout file that has them)")
     tests = {pid: list(t[: cfg.max_tests]) for pid, t in generated_tests.items()}
-    harnesses = [harness(problems[pid], tests[pid], cfg) for pid in sorted({s.problem_id for s in samples})]
+    problems = index_problems(problems)
+    harnesses = [harness(problems[key], tests[key[1]], cfg) for key in sorted({s.problem_key for s in samples})]
     verdicts = _execute(harnesses, samples, exec_cfg, progress)
     by_key = {(v.problem_id, v.sample_id): v for v in verdicts}
     return [parse_bitmask(by_key[(s.problem_id, s.sample_id)].stdout, len(tests[s.problem_id]))
@@ -130,9 +132,9 @@ def soft_agreement(passed_sets_: list[frozenset[int]], alpha: float = 0.5) -> li
 def per_problem(samples: list[Sample], sets: list[frozenset[int]], fn) -> list[float]:
     """Apply a per-problem scoring function `fn(sets) -> scores` and return scores in sample order."""
     out = [0.0] * len(samples)
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
     for i, s in enumerate(samples):
-        groups.setdefault(s.problem_id, []).append(i)
+        groups.setdefault(s.problem_key, []).append(i)
     for idx in groups.values():
         for i, g in zip(idx, fn([sets[i] for i in idx])):
             out[i] = g

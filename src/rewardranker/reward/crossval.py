@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardranker.records import Problem, Sample
+from rewardranker.records import Problem, Sample, SampleKey
 from rewardranker.reward.config import RewardConfig
 from rewardranker.reward.evaluate import kfold_problems
 
-Key = tuple[str, int]
+Key = SampleKey
 
 
 def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample], passed: dict[Key, bool],
@@ -35,9 +35,9 @@ def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: lis
         extra = (*extra[:3], np.concatenate([extra[3], pad], axis=1))
     cfg = replace(cfg, execution_features="on" if execution else "off")  # the folds' features are given
     oof: dict[Key, float] = {}
-    for i, (train_ids, eval_ids) in enumerate(kfold_problems([s.problem_id for s in samples], k, cfg.seed)):
-        tr = [j for j, s in enumerate(samples) if s.problem_id in set(train_ids)]
-        ev = [j for j, s in enumerate(samples) if s.problem_id in set(eval_ids)]
+    for i, (train_ids, eval_ids) in enumerate(kfold_problems([s.problem_key for s in samples], k, cfg.seed)):
+        tr = [j for j, s in enumerate(samples) if s.problem_key in set(train_ids)]
+        ev = [j for j, s in enumerate(samples) if s.problem_key in set(eval_ids)]
         tr_probs, tr_samples, tr_passed, tr_feats = problems, [samples[j] for j in tr], passed, features[tr]
         if extra is not None:
             tr_probs = {**problems, **extra[0]}
@@ -48,7 +48,7 @@ def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: lis
                                        features=tr_feats, progress=progress)
         rm = RewardModel.load(model_dir)
         scores = _score(rm, problems, [samples[j] for j in ev], features[ev], progress)
-        oof.update({(samples[j].problem_id, samples[j].sample_id): v for j, v in zip(ev, scores)})
+        oof.update({samples[j].key: v for j, v in zip(ev, scores)})
     return oof
 
 

@@ -73,9 +73,9 @@ def candidate_features(problems: dict[str, Problem], samples: list[Sample], embe
     """
     from rewardranker.reward.progress import track
 
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
     for i, s in enumerate(samples):
-        groups.setdefault(s.problem_id, []).append(i)
+        groups.setdefault(s.problem_key, []).append(i)
     out = np.zeros((len(samples), len(FEATURE_NAMES)), dtype=np.float32)
     if embed is not None and hasattr(embed, "prefetch"):  # one length-sorted pass over all distinct programs
         embed.prefetch([encode_whitespace(samples[i].completion) for idx in groups.values() if len(idx) > 1
@@ -104,9 +104,9 @@ def execution_features(samples: list[Sample], sets: list[frozenset[int]]) -> np.
     agreement group is the candidates passing exactly the same asserts)."""
     from rewardranker.reward.agreement import soft_agreement
 
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
     for i, s in enumerate(samples):
-        groups.setdefault(s.problem_id, []).append(i)
+        groups.setdefault(s.problem_key, []).append(i)
     out = np.zeros((len(samples), len(EXEC_FEATURE_NAMES)), dtype=np.float32)
     for idx in groups.values():
         group = [sets[i] for i in idx]

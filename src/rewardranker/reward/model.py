@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from rewardranker.errors import ConfigError, RewardRankerError
+from rewardranker.problems import ProblemSet, index_problems, resolve_languages
 from rewardranker.records import Problem, Sample
 from rewardranker.reward.config import RewardConfig, default_backbone
 from rewardranker.reward.encoder import pad_batch
@@ -259,16 +260,16 @@ class RewardModel:
         code = sample.completion if self.cfg.completion_only else (sample.prompt or problem.prompt) + sample.completion
         return encode_whitespace(code) if self.visible_whitespace else code
 
-    def tokenize(self, problems: dict[str, Problem], samples: list[Sample]) -> list[list[int]]:
-        _check_ids(problems, samples)
-        texts = [self.text(problems[s.problem_id], s) for s in samples]
+    def tokenize(self, problems: ProblemSet, samples: list[Sample]) -> list[list[int]]:
+        problems, samples = _check_ids(problems, samples)
+        texts = [self.text(problems[s.problem_key], s) for s in samples]
         return self.tokenizer(texts, truncation=True, max_length=self.cfg.max_length)["input_ids"]
 
-    def features(self, problems: dict[str, Problem], samples: list[Sample], progress: bool = False,
+    def features(self, problems: ProblemSet, samples: list[Sample], progress: bool = False,
                  generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> np.ndarray:
         """Consensus features of every candidate among its problem's candidates, plus, for a model that uses
         them, execution features from running the candidates on `generated_tests` (see features.py)."""
-        _check_ids(problems, samples)
+        problems, samples = _check_ids(problems, samples)
         embed = get_embedder(self.cfg.consensus, self.bf16, self.cfg.int8)
         feats = candidate_features(problems, samples, embed, progress)
         if not self.uses_execution:
@@ -298,7 +299,7 @@ class RewardModel:
         """What the frozen backbone feeds its scalar head, per sequence (each distinct one encoded once)."""
         return self.encoder.encode(ids, progress, "reward backbone")[:, self.encoder.hidden:]
 
-    def score(self, problems: dict[str, Problem], samples: list[Sample], batch_size: int | None = None,
+    def score(self, problems: ProblemSet, samples: list[Sample], batch_size: int | None = None,
               progress: bool = True, features: np.ndarray | None = None,
               generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> list[float]:
         """One reward per sample, in the order of `samples` (consensus is computed among samples of a problem;
@@ -344,8 +345,16 @@ class RewardModel:
         return out.tolist()
 
 
-def _check_ids(problems: dict[str, Problem], samples: list[Sample]) -> None:
-    unknown = sorted({s.problem_id for s in samples if s.problem_id not in problems})
+def _check_ids(problems: ProblemSet, samples: list[Sample]) -> tuple[ProblemSet, list[Sample]]:
+    """Problems keyed by (language, problem_id), and the samples with their languages filled in (each sample's
+    problem must exist: by language and id, or by id alone when that names one problem)."""
+    problems = index_problems(problems)
+    if all(s.problem_key in problems for s in samples):
+        return problems, samples
+    unknown = sorted({s.problem_id for s in samples if s.problem_key not in problems
+                      and (s.language or not problems.languages_of(s.problem_id))})
     if unknown:
+        known = [f"{lang}/{pid}" for lang, pid in sorted(problems)[:3]]
         raise RewardRankerError(f"{len(unknown)} candidate problem ids match no problem, e.g. {unknown[0]!r} "
-                                f"(known: {', '.join(sorted(problems)[:3])}{', ...' if len(problems) > 3 else ''})")
+                                f"(known: {', '.join(known)}{', ...' if len(problems) > 3 else ''})")
+    return problems, resolve_languages(samples, problems)

@@ -15,7 +15,7 @@ import random
 import textwrap
 from pathlib import Path
 
-from rewardranker.errors import RewardRankerError
+from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.records import Problem, Sample, to_dict
 from rewardranker.runio import write_jsonl
 
@@ -95,7 +95,7 @@ def build_mutant_samples(problems: list[Problem], per_problem: int = 10, seed: i
             reference, muts = mutate(p.canonical_solution, per_problem, rng)
         except SyntaxError:
             continue
-        samples += [Sample(p.problem_id, i, code) for i, code in enumerate([reference, *muts])]
+        samples += [Sample(p.problem_id, i, code, language=p.language) for i, code in enumerate([reference, *muts])]
     if not samples:
         raise RewardRankerError("no problem has a parseable Python canonical_solution to mutate")
     return samples
@@ -106,8 +106,11 @@ def build_rm_data(problems: list[Problem], out_dir: Path, per_problem: int = 10,
     """Write OUT/problems.jsonl, samples.jsonl and verdicts.jsonl (labels from executing every program)."""
     from rewardranker.execution import ExecutionConfig, execute
 
+    exec_cfg = exec_cfg or ExecutionConfig(verdict_rule="strict")
+    if exec_cfg.verdict_rule != "strict":
+        raise ConfigError("verdict_rule", f"= {exec_cfg.verdict_rule!r}: reward-model labels use the strict rule")
     samples = build_mutant_samples(problems, per_problem, seed)
-    verdicts = execute({p.problem_id: p for p in problems}, samples, exec_cfg or ExecutionConfig(), progress)
+    verdicts = execute(problems, samples, exec_cfg, progress)
     used = {s.problem_id for s in samples}
     out_dir = Path(out_dir)
     write_jsonl(out_dir / "problems.jsonl", (_humaneval_record(p) for p in problems if p.problem_id in used))

@@ -7,22 +7,31 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rewardranker.errors import RewardRankerError
-from rewardranker.records import Sample
+from rewardranker.records import Sample, SampleKey
 
 if TYPE_CHECKING:
     import torch
 
-Key = tuple[str, int]
+Key = SampleKey  # (language, problem_id, sample_id)
 
 
 @dataclass(frozen=True)
 class Pair:
-    """`chosen` passed its tests, `rejected` did not; both belong to `problem_id`."""
+    """`chosen` passed its tests, `rejected` did not; both belong to `problem_id` in `language`."""
 
     problem_id: str
     chosen: int  # sample_id
     rejected: int  # sample_id
     weight: float = 1.0
+    language: str = ""
+
+    @property
+    def chosen_key(self) -> Key:
+        return (self.language, self.problem_id, self.chosen)
+
+    @property
+    def rejected_key(self) -> Key:
+        return (self.language, self.problem_id, self.rejected)
 
 
 def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
@@ -48,21 +57,21 @@ def mine_pairs(samples: list[Sample], passed: dict[Key, bool], max_pairs_per_pro
     """
     if max_pairs_per_problem <= 0:
         raise RewardRankerError(f"max_pairs_per_problem must be positive, got {max_pairs_per_problem}")
-    missing = [(s.problem_id, s.sample_id) for s in samples if (s.problem_id, s.sample_id) not in passed]
+    missing = [s.key for s in samples if s.key not in passed]
     if missing:
         raise RewardRankerError(f"{len(missing)} candidates have no verdict, e.g. {missing[0]}: "
                                 "pass verdicts for every candidate (ids must match)")
     rng = random.Random(seed)
-    by_problem: dict[str, list[Sample]] = {}
+    by_problem: dict[tuple[str, str], list[Sample]] = {}
     for s in samples:
-        by_problem.setdefault(s.problem_id, []).append(s)
+        by_problem.setdefault(s.problem_key, []).append(s)
     pairs: list[Pair] = []
-    for pid in sorted(by_problem):
-        good = [s.sample_id for s in by_problem[pid] if passed[(pid, s.sample_id)]]
-        bad = [s.sample_id for s in by_problem[pid] if not passed[(pid, s.sample_id)]]
+    for lang, pid in sorted(by_problem):
+        good = [s.sample_id for s in by_problem[(lang, pid)] if passed[s.key]]
+        bad = [s.sample_id for s in by_problem[(lang, pid)] if not passed[s.key]]
         for c, r in _spread_pairs(good, bad, max_pairs_per_problem, rng):
-            w = 1.0 if weights is None else max(weights.get((pid, c), 1.0), weights.get((pid, r), 1.0))
-            pairs.append(Pair(pid, c, r, float(w)))
+            w = 1.0 if weights is None else max(weights.get((lang, pid, c), 1.0), weights.get((lang, pid, r), 1.0))
+            pairs.append(Pair(pid, c, r, float(w), lang))
     if not pairs:
         raise RewardRankerError("no preference pairs: no problem has both a passing and a failing candidate "
                                 f"({len(by_problem)} problems, {sum(passed.values())} passing candidates)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from rewardranker.errors import ConfigError, RewardRankerError
-from rewardranker.metrics import top1_index
+from rewardranker.metrics import align_scores, top1_index
 from rewardranker.problems import CandidateSet
 from rewardranker.records import Sample, Score
 from rewardranker.reward.agreement import (
@@ -48,10 +48,10 @@ class ScoreConfig:
             raise ConfigError("rm_weight", f"must be >= 0, got {self.rm_weight}")
 
 
-def _groups(samples: list[Sample]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
+def _groups(samples: list[Sample]) -> dict[tuple[str, str], list[int]]:
+    out: dict[tuple[str, str], list[int]] = {}
     for i, s in enumerate(samples):
-        out.setdefault(s.problem_id, []).append(i)
+        out.setdefault(s.problem_key, []).append(i)
     return out
 
 
@@ -79,8 +79,12 @@ def stored_rm_weight(model_dir: Path) -> float:
     return DEFAULT_RM_WEIGHT
 
 
-def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progress: bool = True) -> list[Score]:
-    """One Score per candidate, in file order. Labels in `cands` are never read."""
+def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progress: bool = True,
+                     rm=None) -> list[Score]:
+    """One Score per candidate, in file order. Labels in `cands` are never read.
+
+    `rm`: an already loaded model with `RewardModel.score`'s signature (e.g. ray_scoring.RayRewardModel).
+    """
     samples = cands.samples
     if not samples:
         raise RewardRankerError("no candidates to score")
@@ -88,7 +92,7 @@ def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progr
     if cfg.mode in ("rm", "combined"):
         from rewardranker.reward.model import RewardModel
 
-        rm = RewardModel.load(cfg.model_dir, bf16=cfg.bf16, int8=cfg.int8)
+        rm = rm if rm is not None else RewardModel.load(cfg.model_dir, bf16=cfg.bf16, int8=cfg.int8)
         rm_scores = rm.score(cands.problems, samples, batch_size=cfg.batch_size, progress=progress,
                              generated_tests=cands.generated_tests or None, exec_cfg=exec_cfg)
     if cfg.mode in ("agreement", "combined"):
@@ -103,18 +107,18 @@ def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progr
     else:
         w = cfg.rm_weight if cfg.rm_weight is not None else stored_rm_weight(cfg.model_dir)
         values = combine(samples, rm_scores, agr, w)
-    return [Score(s.problem_id, s.sample_id, float(v)) for s, v in zip(samples, values)]
+    return [Score(s.problem_id, s.sample_id, float(v), s.language or "") for s, v in zip(samples, values)]
 
 
 def top1(samples: list[Sample], scores: list[Score]) -> list[tuple[Sample, float]]:
     """The chosen candidate of each problem (first in file order among ties), problems in file order."""
-    score_of = {(s.problem_id, s.sample_id): s.score for s in scores}
-    missing = [(s.problem_id, s.sample_id) for s in samples if (s.problem_id, s.sample_id) not in score_of]
+    score_of = align_scores(scores, [s.key for s in samples])
+    missing = [s.key for s in samples if s.key not in score_of]
     if missing:
         raise RewardRankerError(f"{len(missing)} candidates have no score, e.g. {missing[0]} (ids must match)")
     chosen = []
     for idx in _groups(samples).values():
-        vals = [score_of[(samples[i].problem_id, samples[i].sample_id)] for i in idx]
+        vals = [score_of[samples[i].key] for i in idx]
         best = idx[top1_index(vals)]
         chosen.append((samples[best], vals[idx.index(best)]))
     return chosen

@@ -28,7 +28,7 @@ class PairDataset:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         p = self.pairs[i]
-        c, r = (p.problem_id, p.chosen), (p.problem_id, p.rejected)
+        c, r = p.chosen_key, p.rejected_key
         return {"chosen": self.ids[c], "rejected": self.ids[r], "chosen_f": self.feats[c],
                 "rejected_f": self.feats[r], "weight": p.weight}
 
@@ -116,8 +116,8 @@ def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: PairDataset, p
               file=sys.stderr, flush=True)
     row = {k: i for i, k in enumerate(keys)}
     f = torch.tensor(np.stack([dataset.feats[k] for k in keys]), dtype=torch.float32)
-    c = torch.tensor([row[(p.problem_id, p.chosen)] for p in dataset.pairs])
-    r = torch.tensor([row[(p.problem_id, p.rejected)] for p in dataset.pairs])
+    c = torch.tensor([row[p.chosen_key] for p in dataset.pairs])
+    r = torch.tensor([row[p.rejected_key] for p in dataset.pairs])
     w = torch.tensor([p.weight for p in dataset.pairs], dtype=torch.float32)
     groups = [{"params": fhead.parameters(), "lr": cfg.head_lr, "weight_decay": 0.0}]
     if cfg.uses_text_head:
@@ -159,19 +159,22 @@ def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples:
     if feats.shape[1] != len(rm.feature_names):
         raise RewardRankerError(f"features have {feats.shape[1]} columns; the model reads {len(rm.feature_names)} "
                                 f"({', '.join(rm.feature_names)})")
-    used = {k for p in pairs for k in ((p.problem_id, p.chosen), (p.problem_id, p.rejected))}
-    keep = [i for i, s in enumerate(samples) if (s.problem_id, s.sample_id) in used]
+    used = {k for p in pairs for k in (p.chosen_key, p.rejected_key)}
+    keep = [i for i, s in enumerate(samples) if s.key in used]
     ids = rm.tokenize(problems, [samples[i] for i in keep])
-    keys = [(samples[i].problem_id, samples[i].sample_id) for i in keep]
+    keys = [samples[i].key for i in keep]
     dataset = PairDataset(pairs, dict(zip(keys, ids)), {k: feats[i] for k, i in zip(keys, keep)})
     if cfg.top_layers == 0 and not cfg.lora:
         final_loss, main = train_heads_only(rm, cfg, dataset, progress), True
     else:
         final_loss, main = _train_with_trainer(rm, cfg, dataset, out_dir, progress)
     if main:
-        stats = {"pairs": len(pairs), "problems_with_pairs": len({p.problem_id for p in pairs}),
+        stats = {"pairs": len(pairs), "problems_with_pairs": len({(p.language, p.problem_id) for p in pairs}),
                  "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": final_loss}
         rm.save(out_dir, {"training": stats})
+        from rewardranker.reward.provenance import write_training_record
+
+        write_training_record(out_dir, problems, samples)  # so `eval` can warn about in-sample scores
     return out_dir
 
 

@@ -17,6 +17,8 @@ from rewardranker.records import LANGUAGES
 from rewardranker.runio import content_hash
 
 STAGE_SECTIONS = ("generation", "sft", "ppo", "reward", "execution")
+PROTOCOL_CHOICES = {"rm_update": ("self_training", "hard_negatives", "none"), "rm_init": ("seed", "continue"),
+                    "rm_data_window": ("all", "last")}
 _PLACEHOLDER_MODEL = "(set by the loop)"  # GenerationConfig needs a model; the loop sets it per iteration
 
 
@@ -55,15 +57,37 @@ class SelfTrainConfig:
     hard_negative_quantile: float = field(default=0.5, metadata={
         "help": "a failing sample also counts as hard when its score is above this quantile of the passing "
                 "samples' scores (catches problems where nothing passed)"})
+    # iteration protocol: what RM_k (k >= 1) is trained on and from where
+    rm_update: str = field(default="self_training", metadata={
+        "help": "what iteration k adds to the RM data: 'self_training' (every executed PPO_k sample with its "
+                "verdict: new positives, all negatives, hard ones weighted), 'hard_negatives' (only the failing "
+                "samples RM_{k-1} ranks too high), or 'none' (no self-training: RM_0 is kept throughout)"})
+    rm_init: str = field(default="seed", metadata={
+        "help": "'seed': RM_k is trained afresh from reward_backbone each iteration; 'continue': RM_k starts from "
+                "RM_{k-1}'s network (its feature head restarts at zero)"})
+    rm_data_window: str = field(default="all", metadata={
+        "help": "'all': RM_k trains on the data of iterations 0..k accumulated; 'last': on iteration k's new "
+                "data plus the reference solutions only"})
+    dedup_programs: bool = field(default=True, metadata={
+        "help": "keep one RM-data record per identical program (same problem, same code up to trailing "
+                "whitespace), with the largest weight, so repeated samples do not dominate the pairs"})
     reference_positives: bool = field(default=True, metadata={
         "help": "add each training problem's reference solution to the RM data as a passing candidate"})
     seed: int = field(default=0, metadata={"help": "seed of every stage; the same seed gives the same run"})
+    sft_seed: int = field(default=-1, metadata={
+        "help": "seed of the generator build and SFT (-1: `seed`); fixing it lets runs of several seeds share one "
+                "SFT model, so that seeds vary everything after SFT (the ablation benchmark does this)"})
+    sft_cache: str = field(default="~/.cache/rewardranker/sft", metadata={
+        "help": "folder where finished SFT stages are kept under a hash of their inputs and reused by later runs "
+                "with the same training text, generator, SFT settings and seed ('' = never cache)"})
     # stage settings, passed to each stage's Config dataclass
     generation: dict[str, Any] = field(default_factory=dict, metadata={"help": "GenerationConfig fields"})
     sft: dict[str, Any] = field(default_factory=dict, metadata={"help": "SFTConfig fields"})
     ppo: dict[str, Any] = field(default_factory=dict, metadata={"help": "PPOConfig fields"})
     reward: dict[str, Any] = field(default_factory=dict, metadata={"help": "RewardConfig fields"})
     execution: dict[str, Any] = field(default_factory=dict, metadata={"help": "ExecutionConfig fields"})
+    ray: str = field(default="", metadata={
+        "help": "Ray cluster for execute and score ('auto', HOST:PORT, ray://HOST:PORT, 'local'; '' = this machine)"})
     source: str = field(default="", metadata={"help": "the file this was read from (for messages)"})
 
     def __post_init__(self) -> None:
@@ -107,6 +131,9 @@ class SelfTrainConfig:
         for name in ("samples_per_problem", "eval_samples_per_problem"):
             if getattr(self, name) < 2:
                 self._fail(name, f"= {getattr(self, name)} must be >= 2 (reranking needs candidates to choose from)")
+        for name, allowed in PROTOCOL_CHOICES.items():
+            if getattr(self, name) not in allowed:
+                self._fail(name, f"= {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         if self.hard_negative_weight <= 0:
             self._fail("hard_negative_weight", f"= {self.hard_negative_weight} must be > 0")
         if not 0 <= self.hard_negative_quantile <= 1:
@@ -127,13 +154,20 @@ class SelfTrainConfig:
         for section in STAGE_SECTIONS:
             cls = stages.config_class(section)
             overrides = dict(getattr(self, section))
+            if section == "execution" and self.ray:
+                overrides.setdefault("ray", self.ray)
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(overrides) - known)
             if unknown:
                 self._fail(f"{section}.{unknown[0]}", f"is not a {cls.__name__} field (known: {', '.join(sorted(known))})")
+            if section == "execution" and overrides.setdefault("verdict_rule", "strict") != "strict":
+                self._fail("execution.verdict_rule", f"= {overrides['verdict_rule']!r}: self-training labels, hard "
+                           "negatives and pass rates use the strict rule (multipl-e lets early exits pass)")
             if section == "generation":
                 overrides.setdefault("model", _PLACEHOLDER_MODEL)
                 overrides.setdefault("seed", self.seed)
+            elif section == "sft":
+                overrides.setdefault("seed", self.seed if self.sft_seed < 0 else self.sft_seed)
             elif "seed" in known:
                 overrides.setdefault("seed", self.seed)
             try:
@@ -178,7 +212,29 @@ class SelfTrainConfig:
             raise ConfigError("(file)", f"is not valid YAML: {e}", path) from None
         if not isinstance(obj, dict):
             raise ConfigError("(file)", "must hold a mapping of setting: value", path)
-        return cls.from_dict(obj, path)
+        return cls.from_dict(resolve_extends(obj, path), path)
+
+
+def resolve_extends(obj: dict[str, Any], path: Path, depth: int = 0) -> dict[str, Any]:
+    """`extends: NAME` (a packaged config or a YAML path next to this one): its settings, overridden by `obj`'s;
+    stage sections (`ppo: {...}`) are merged field by field."""
+    import yaml
+
+    base_name = obj.pop("extends", None)
+    if base_name is None:
+        return obj
+    if not isinstance(base_name, str) or depth > 4:
+        raise ConfigError("extends", f"= {base_name!r} must name one config (default, paper or a YAML file)", path)
+    local = path.parent / base_name
+    base_path = local if local.suffix in (".yaml", ".yml") and local.exists() else packaged_config(base_name)
+    base = yaml.safe_load(base_path.read_text(encoding="utf-8")) or {}
+    base = resolve_extends(base, base_path, depth + 1)
+    for key, value in obj.items():
+        if key in STAGE_SECTIONS and isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return base
 
 
 _TYPES: dict[str, Any] = {
@@ -186,8 +242,11 @@ _TYPES: dict[str, Any] = {
     "max_eval_problems": int, "problems_per_iteration": int, "generator": str, "generator_arch": str, "generator_size": str,
     "reward_backbone": str, "iterations": int, "samples_per_problem": int, "eval_samples_per_problem": int,
     "hard_negative_weight": (int, float), "hard_negative_quantile": (int, float), "reference_positives": bool, "seed": int,
+    "sft_seed": int, "sft_cache": str, "rm_update": str, "rm_init": str, "rm_data_window": str, "dedup_programs": bool,
     "generation": dict, "sft": dict, "ppo": dict, "reward": dict, "execution": dict, "source": str,
 }
+
+_TYPES["ray"] = str  # issue 11
 
 
 def _type_name(want: Any) -> str:
@@ -195,10 +254,38 @@ def _type_name(want: Any) -> str:
 
 
 def packaged_config(name: str) -> Path:
-    """Path of a config shipped in the package (`default`, `paper`)."""
+    """Path of a config shipped in the package (`default`, `paper`, the presets: `no-selftraining`, ...)."""
     import importlib.resources
 
     path = Path(str(importlib.resources.files("rewardranker"))) / "configs" / f"{name}.yaml"
     if not path.exists():
-        raise ConfigError("config", f"no packaged config named {name!r} (try default or paper)")
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError("config", f"no packaged config named {name!r} (packaged: {', '.join(known)})")
     return path
+
+
+def yaml_value(text: str) -> Any:
+    """A command-line value read as YAML, with numbers like `5e-5` (a string to YAML 1.1) read as floats."""
+    import yaml
+
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`key=value` items (YAML values) as config settings; `section.field=value` sets one stage field."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        value = yaml_value(raw)
+        if "." in key:
+            section, field_name = key.split(".", 1)
+            out.setdefault(section, {})[field_name] = value
+        else:
+            out[key] = value
+    return out

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.runio import content_hash, read_jsonl_tolerant, write_json
@@ -56,6 +57,27 @@ def plan(cfg: SelfTrainConfig) -> list[Stage]:
     return out
 
 
+def protocol_independent_stages(cfg: SelfTrainConfig) -> list[str]:
+    """Stages whose outputs do not depend on the iteration-protocol settings (rm_update, rm_init,
+    rm_data_window, dedup, hard-negative weight/quantile): all of iteration 0, and iteration 1's PPO (against
+    RM_0), sampling and execution. Ablation arms of one seed can share them (see benchmarks/selftrain.py)."""
+    shared = {"ppo", "sample", "execute", "eval_sample", "eval_execute"}
+    return [s.name for s in plan(cfg) if s.iteration == 0 or (s.iteration == 1 and s.name.split("/")[1] in shared)]
+
+
+def share_stages(source: Path, dest: Path, names: list[str]) -> list[str]:
+    """Hard-link the finished stages `names` of run `source` into run `dest` (which must not have them yet)."""
+    done = []
+    for name in names:
+        src, dst = stage_dir(source, name), stage_dir(dest, name)
+        if not (src / MARKER).exists() or dst.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, dst, copy_function=os.link, ignore=shutil.ignore_patterns("checkpoints"))
+        done.append(name)
+    return done
+
+
 def stage_dir(run_dir: Path, name: str) -> Path:
     return Path(run_dir) / name
 
@@ -65,8 +87,13 @@ def is_done(run_dir: Path, name: str) -> bool:
 
 
 def run_selftrain(cfg: SelfTrainConfig, run_dir: Path, rerun: str | None = None, progress: bool = True,
-                  log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) every stage not yet finished; returns the report folder."""
+                  log: Callable[[str], None] = print, capture: bool = False, only: set[str] | None = None) -> Path:
+    """Run (or resume) every stage not yet finished; returns the report folder.
+
+    `capture=True` (the CLI): everything the stages print (trainer logs, framework warnings, inner progress bars,
+    subprocess output) goes to `<run_dir>/log.txt`; the terminal shows one progress line per stage and its
+    timing (plain lines when it is not a TTY). `only`: run just these stages (e.g. the ones ablation arms share).
+    """
     from rewardranker.selftrain.steps import Context
 
     run_dir = Path(run_dir)
@@ -74,12 +101,81 @@ def run_selftrain(cfg: SelfTrainConfig, run_dir: Path, rerun: str | None = None,
     stages = plan(cfg)
     if rerun is not None:
         _forget_from(run_dir, stages, rerun)
-    ctx = Context.create(cfg, run_dir, progress)
-    for stage in stages:
-        if is_done(run_dir, stage.name):
-            continue
-        _run_stage(ctx, stage, log)
+    ctx = Context.create(cfg, run_dir, progress and not capture)
+    todo = [s for s in stages if not is_done(run_dir, s.name) and (only is None or s.name in only)]
+    done = sum(is_done(run_dir, s.name) for s in stages)
+    if todo and done:
+        log(f"resuming {run_dir}: {done} of {len(stages)} stages already done")
+    for i, stage in enumerate(todo):
+        if capture:
+            with StageDisplay(run_dir, f"[{i + 1}/{len(todo)}] {stage.name}") as display:
+                _run_stage(ctx, stage, display.log_only)
+                display.finish(_timing_text(run_dir, stage.name))
+        else:
+            _run_stage(ctx, stage, log)
     return stage_dir(run_dir, "report")
+
+
+def _timing_text(run_dir: Path, name: str) -> str:
+    import json
+
+    m = json.loads((stage_dir(run_dir, name) / MARKER).read_text(encoding="utf-8"))
+    return f"{m['wall_s']:.1f} s wall, {m['cpu_s']:.1f} s CPU"
+
+
+class StageDisplay:
+    """While a stage runs, file descriptors 1 and 2 point at the run's log.txt (so do its subprocesses'), and
+    the terminal shows one spinner line with the elapsed time, replaced by the stage's timing when it ends."""
+
+    def __init__(self, run_dir: Path, label: str):
+        self.run_dir, self.label = Path(run_dir), label
+
+    def __enter__(self) -> Self:
+        import sys
+
+        from rich.console import Console
+
+        sys.stdout.flush(), sys.stderr.flush()
+        self.saved = (os.dup(1), os.dup(2))
+        self.terminal = os.fdopen(os.dup(self.saved[1]), "w", buffering=1)
+        self.console = Console(file=self.terminal, highlight=False)
+        self.logfile = open(self.run_dir / "log.txt", "a", encoding="utf-8")
+        os.dup2(self.logfile.fileno(), 1)
+        os.dup2(self.logfile.fileno(), 2)
+        self.streams = sys.stdout, sys.stderr  # Python-level writers too (they may not be fds 1 and 2)
+        sys.stdout = sys.stderr = self.logfile
+        self.t0 = time.perf_counter()
+        self.status = self.console.status(self.label) if self.console.is_terminal else None
+        if self.status is not None:
+            self.status.start()
+        else:
+            self.console.print(time.strftime("%H:%M:%S ") + self.label + " ...")
+        return self
+
+    def log_only(self, line: str) -> None:
+        """Stage start/finish lines: to log.txt (already written there by `_log`), not the terminal."""
+
+    def finish(self, timing: str) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        self.console.print(time.strftime("%H:%M:%S ") + f"{self.label}: done, {timing}")
+
+    def __exit__(self, *exc) -> None:
+        import sys
+
+        if self.status is not None:
+            self.status.stop()
+            if exc[0] is not None:
+                self.console.print(f"{self.label}: stopped ({exc[0].__name__}); details in {self.run_dir}/log.txt")
+        sys.stdout.flush(), sys.stderr.flush()
+        sys.stdout, sys.stderr = self.streams
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        for fd in self.saved:
+            os.close(fd)
+        self.logfile.close()
+        self.terminal.close()
 
 
 def _run_stage(ctx, stage: Stage, log: Callable[[str], None]) -> None:
@@ -87,7 +183,8 @@ def _run_stage(ctx, stage: Stage, log: Callable[[str], None]) -> None:
     if out.exists():
         shutil.rmtree(out)  # leftovers of an interrupted attempt: start the stage clean
     out.mkdir(parents=True)
-    seed_everything(ctx.cfg.seed, stage.name)
+    shared_sft = stage.name == "iter_0/sft" and ctx.cfg.sft_seed >= 0
+    seed_everything(ctx.cfg.sft_seed if shared_sft else ctx.cfg.seed, stage.name)
     _log(ctx.run_dir, log, f"{stage.name}: start")
     wall0, cpu0 = time.perf_counter(), _cpu_seconds()
     stage.fn(ctx, stage.iteration, out)

@@ -75,7 +75,12 @@ def train_rm(cfg: Any, problems: dict[str, Problem], samples: list[Sample], pass
     return train_reward_model(cfg, problems, samples, passed, out_dir, weights=weights)
 
 
-def load_rm(model_dir: Path) -> Any:
+def load_rm(model_dir: Path, ray: str = "") -> Any:
+    """The reward model; with a Ray address, scorer actors on the cluster that each load it once."""
+    if ray:
+        from rewardranker.reward.ray_scoring import RayRewardModel
+
+        return RayRewardModel(model_dir, ray)
     from rewardranker.reward import RewardModel
 
     return RewardModel.load(model_dir)

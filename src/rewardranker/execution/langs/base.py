@@ -3,11 +3,20 @@
 A backend runs a program in two modes: `fast=True` (the executor's default: amortised toolchains such as a
 precompiled header or a persistent compiler) and `fast=False` (MultiPL-E's plain per-program commands, the
 benchmark's baseline). Both must give the same verdict.
+
+Verdict rules (`VERDICT_RULES`): `multipl-e` runs `prompt + completion + "\n" + tests` as is and passes exit 0
+(MultiPL-E's per-language status rule). `strict` runs the same program with harness code woven into the
+*tests* (which the problem owns, not the program): a harness assertion mechanism installed after the
+program's code and right before the tests, a count of the assertions that ran, and an epilogue after the tests
+that writes `RR:<nonce>:OK` to fd 3, a pipe only the sandbox supervisor reads (`strict_program`). `passed`
+needs MultiPL-E's rule *and* that message; a run MultiPL-E would pass without it (early exit 0, an exit
+handler, a shutdown hook, a detected override) is `Tampered`.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -21,7 +30,9 @@ from rewardranker.execution.sandbox import PATH_ENV, Limits, StepResult
 if TYPE_CHECKING:
     from rewardranker.execution.runner import Slot
 
-StepRunner = Callable[..., StepResult]  # (argv, cwd, timeout_s, limits, env=..., python=...) -> StepResult
+StepRunner = Callable[..., StepResult]  # (argv, cwd, timeout_s, limits, env=, python=, channel=) -> StepResult
+VERDICT_RULES = ("strict", "multipl-e")
+HARNESS_VERSION = "strict-1"  # part of the verdict cache key: bump whenever any strict_program changes
 
 
 @dataclass
@@ -31,6 +42,7 @@ class Job:
     workdir: Path
     src: Path
     timeout_s: float  # the run step's timeout (compile steps use the language's own)
+    nonce: str | None = None  # set when the program was instrumented for the strict verdict rule
 
 
 class Language:
@@ -79,6 +91,15 @@ class Language:
     def run_argv(self, src: str, fast: bool) -> list[str]:
         raise NotImplementedError
 
+    def job_run_argv(self, slot: Slot, job: Job, fast: bool) -> list[str]:
+        """The run command for one job (Java's strict harness has its own main class)."""
+        return self.run_argv(slot.inside(job.src), fast)
+
+    def strict_program(self, head: str, tests: str, nonce: str) -> str | None:
+        """`head` (prompt + completion) and `tests` with the strict rule's harness woven in, or None when the
+        tests do not have the shape this backend knows (the program then runs under MultiPL-E's rule)."""
+        return None
+
     def in_process(self, fast: bool) -> bool:
         """Whether the sandbox supervisor may run the program in a forked copy of itself (Python only)."""
         return False
@@ -98,14 +119,33 @@ class Language:
         comp = self.compile(slot, job, fast, step)
         if comp is not None and (comp.timed_out or comp.exit_code != 0):
             return comp, None
-        run = step(self.run_argv(slot.inside(job.src), fast), job.workdir, job.timeout_s, self.run_limits,
-                   env=self.run_env, python=self.in_process(fast))
+        run = step(self.job_run_argv(slot, job, fast), job.workdir, job.timeout_s, self.run_limits,
+                   env=self.run_env, python=self.in_process(fast), channel=job.nonce is not None)
         return comp, run
 
     # -- verdict ---------------------------------------------------------------------------------------
     def classify(self, comp: StepResult | None, run: StepResult | None) -> tuple[str, int | None]:
         """(status, exit code) following MultiPL-E's rule for this language."""
         raise NotImplementedError
+
+    def verdict(self, comp: StepResult | None, run: StepResult | None, nonce: str | None) -> dict:
+        """status, exit_code and passed of one run; `nonce` is None under MultiPL-E's rule. Under strict,
+        `Tampered` means MultiPL-E's rule passes the run without the OK message, or the harness reported an
+        override (which it reports because MultiPL-E's rule would pass the program): the verdict's
+        `passed_multipl_e` is therefore `passed or status == "Tampered"`."""
+        status, code = self.classify(comp, run)
+        multipl_e = status == "OK" and code == 0
+        if nonce is None:
+            return {"status": status, "exit_code": code, "passed": multipl_e}
+        channel = run.channel if run is not None else ""
+        if f"RR:{nonce}:TAMPERED" in channel:
+            status, passed = "Tampered", False
+        elif multipl_e:
+            passed = f"RR:{nonce}:OK" in channel
+            status = "OK" if passed else "Tampered"
+        else:
+            passed = False
+        return {"status": status, "exit_code": code, "passed": passed}
 
 
 def compiled_or(comp: StepResult | None, run: StepResult | None) -> tuple[str, int] | None:
@@ -130,6 +170,19 @@ def exit_status(comp: StepResult | None, run: StepResult | None, syntax_marker: 
     if syntax_marker is not None and syntax_marker in run.stderr:
         return "SyntaxError", run.exit_code
     return "Exception", run.exit_code
+
+
+def ok_message(nonce: str) -> str:
+    """What the strict epilogue writes to fd 3 when every counted assertion ran and held."""
+    return f"RR:{nonce}:OK\n"
+
+
+def tamper_message(nonce: str, what: str) -> str:
+    return f"RR:{nonce}:TAMPERED:{what}\n"
+
+
+def count_lines(pattern: str, text: str) -> int:
+    return len(re.findall(pattern, text, flags=re.MULTILINE))
 
 
 def which(name: str) -> str:

@@ -8,6 +8,8 @@ fork instead of an interpreter start (about 3 ms instead of 10-20 ms). Deviation
 reliability_guard sets them to None): with `-S` the `exit()`/`quit()` builtins do not exist, so a program that
 calls them fails instead of exiting with their status; MultiPL-E would count `exit(0)` before the tests as a
 pass. `sys.exit()` behaves as usual. Site-packages are not importable (the benchmarks need only the stdlib).
+Strict rule: see `py_strict.py` (the tests are rewritten with `ast`; the fork server's exit path is bound
+before the program runs, see supervisor._run_python).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ class Python(Language):
 
     def in_process(self, fast: bool) -> bool:
         return fast
+
+    def strict_program(self, head: str, tests: str, nonce: str) -> str | None:
+        from rewardranker.execution.langs.py_strict import strict_program
+
+        return strict_program(head, tests, nonce)
 
     def classify(self, comp: StepResult | None, run: StepResult | None) -> tuple[str, int | None]:
         return exit_status(comp, run, "SyntaxError")

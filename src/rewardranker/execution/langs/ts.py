@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rewardranker.errors import ToolchainError
 from rewardranker.execution.langs.base import Job, Language, StepRunner, compiled_or
-from rewardranker.execution.langs.js import NODE, node_status
+from rewardranker.execution.langs.js import NODE, node_status, strict_node_program
 from rewardranker.execution.sandbox import Limits, StepResult, publish
 
 SERVER_SRC = Path(__file__).with_name("ts_compile_server.js")
@@ -71,6 +71,9 @@ class TypeScript(Language):
 
     def run_argv(self, src: str, fast: bool) -> list[str]:
         return [NODE, src.rsplit(".", 1)[0] + ".js"]
+
+    def strict_program(self, head: str, tests: str, nonce: str) -> str | None:
+        return strict_node_program(head, tests, nonce, typed=True)
 
     def classify(self, comp: StepResult | None, run: StepResult | None) -> tuple[str, int | None]:
         return compiled_or(comp, run) or node_status(run, scan_stdout=False)  # type: ignore[arg-type]
