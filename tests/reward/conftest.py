@@ -67,3 +67,9 @@ def tiny_gpt2(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     return _save_tiny("llama", tmp_path_factory.mktemp("tiny_llama"))
+
+
+@pytest.fixture(autouse=True)
+def private_caches(tmp_path, monkeypatch):
+    """Each test gets its own verdict and encoding caches (subprocesses inherit the variable)."""
+    monkeypatch.setenv("REWARDRANKER_CACHE", str(tmp_path / "cache" / "verdicts.sqlite"))

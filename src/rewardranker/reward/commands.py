@@ -16,23 +16,30 @@ from rewardranker.runio import check_output, check_output_folder, write_jsonl, w
 def run_train(cfg: RewardConfig, samples: Path, verdicts: Path | None, problems: str | None, out: Path,
               cv: int = 0, extra: Path | None = None) -> Path:
     """Train one model on everything, or with cv >= 2 write out-of-fold scores to OUT/cv_scores.jsonl."""
+    from rewardranker.reward.hardware import configure_threads
     from rewardranker.reward.train import train_reward_model
 
+    configure_threads()
     check_output_folder(out)
     check_output(out / "cv_scores.jsonl", samples, verdicts, option="--out")
     data = load_labelled(samples, verdicts, problems)
     more = load_extra(extra)
+    tests = data.cands.generated_tests or None
     if cv:
         from rewardranker.reward.crossval import cross_validate
 
         oof = cross_validate(cfg, data.problems, data.cands.samples, data.passed, cv, out,
-                             extra=None if more is None else (more.problems, more.cands.samples, more.passed, None))
+                             extra=None if more is None else (more.problems, more.cands.samples, more.passed, None),
+                             generated_tests=tests)
         path = write_jsonl(out / "cv_scores.jsonl", (to_dict(Score(k[1], k[2], v, k[0])) for k, v in oof.items()))
         write_scores_meta(path, mode="rm", model=None, out_of_fold=True, folds=cv, samples=str(samples))
         return path
     if more is None:
-        path = train_reward_model(cfg, data.problems, data.cands.samples, data.passed, out)
+        path = train_reward_model(cfg, data.problems, data.cands.samples, data.passed, out, generated_tests=tests)
     else:
+        if cfg.use_execution({s.problem_id for s in data.cands.samples}, tests):
+            raise RewardRankerError(f"{extra}: extra training data has no generated tests, so it cannot feed a "
+                                    "model with execution features; pass --config with execution_features: off")
         path = train_reward_model(cfg, {**data.problems, **more.problems}, data.cands.samples + more.cands.samples,
                                   {**data.passed, **more.passed}, out)
     add_training_sources(path, [samples, verdicts, extra])
@@ -51,12 +58,15 @@ def load_extra(folder: Path | None):
 
 
 def run_score(samples: Path, out: Path, mode: str, model: Path | None, problems: str | None, batch_size: int,
-              rm_weight: float | None, tests: Path | None = None, ray: str | None = None) -> list[Score]:
+              rm_weight: float | None, tests: Path | None = None, ray: str | None = None,
+              bf16: bool | None = None, int8: bool | None = None) -> list[Score]:
     """Score and write SCORES.jsonl; with `ray`, the model runs on scorer actors and agreement on executor actors."""
+    from rewardranker.reward.hardware import configure_threads
     from rewardranker.reward.score import ScoreConfig, score_candidates
 
+    configure_threads()
     check_output(out, samples, model)
-    cfg = ScoreConfig(mode=mode, model_dir=model, batch_size=batch_size, rm_weight=rm_weight)
+    cfg = ScoreConfig(mode=mode, model_dir=model, batch_size=batch_size, rm_weight=rm_weight, bf16=bf16, int8=int8)
     data = load_labelled(samples, None, problems, need_labels=False)
     data.cands.problems.update(data.problems)
     if tests is not None:  # asserts from `gen-tests` replace all of the file's own generated_tests

@@ -10,6 +10,8 @@ from typing import Any
 from rewardranker.errors import ConfigError
 
 CONSENSUS_KINDS = ("minilm", "tfidf", "none")
+INPUT_KINDS = ("auto", "prompt+completion", "completion")
+EXECUTION_KINDS = ("auto", "on", "off")
 WHITESPACE_KINDS = ("auto", "visible", "raw")
 
 
@@ -24,7 +26,7 @@ def default_backbone() -> str:
 class RewardConfig:
     """How to build and train the reward model.
 
-    The defaults are the embedded CPU setting (packaged MiniLM, frozen lower layers, bf16 autocast). The paper's
+    The defaults are the embedded CPU setting (packaged MiniLM, frozen, bf16 where native). The paper's
     GPU setting is `RewardConfig.paper()` (a 6.7B code LM, LoRA, bf16).
     """
 
@@ -42,19 +44,34 @@ class RewardConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_targets: str = "all-linear"  # peft target_modules; comma-separated names or "all-linear"
-    bf16: bool = True  # autocast to bfloat16 (CPU: 2-3x faster; GPU: the paper's setting)
+    # bfloat16 autocast: "auto" = only where the device has it natively (CUDA bf16, CPU AVX512-BF16/AMX; on an
+    # AVX2-only CPU emulated bf16 is ~7x slower than fp32); true/false force it
+    bf16: bool | str = "auto"
+    int8: bool = False  # CPU: run the frozen backbone dynamically quantised to int8 (torch.ao)
     # backbone blocks trained from the top: -1 = all, 0 = frozen (heads only, fast path); None = 0 for the packaged
     # pretrained MiniLM (measured default) and -1 for any other backbone (a tiny random model must be trained)
     train_top_layers: int | None = None
     consensus: str = "minilm"  # similarity of a candidate to its siblings: minilm embeddings | tfidf | none
+    # execution features (agreement on the problems' generated tests: group size, asserts passed, ...) as inputs:
+    # auto = when the training candidates carry generated_tests (a reranking-layout file); on | off
+    execution_features: str = "auto"
     whitespace: str = "auto"  # make newlines/indentation visible to tokenizers that drop them (auto|visible|raw)
+    # what the backbone reads: "auto" = the completion alone for a frozen backbone (the head only compares
+    # candidates of one problem, which share the prompt), prompt tail + completion for a trained one
+    input: str = "auto"
+    # the scalar head on the backbone's reading of the text: "auto" = off for a frozen backbone (5-fold CV on the
+    # dev file: a linear head on frozen MiniLM lowered ranked pass@1, 37.8 -> 26.8 with the consensus features,
+    # 48.8 -> 46.3 with the execution features: 82 problems teach it the problems, not correctness), on when
+    # the backbone is trained (e.g. the self-training default, the paper's LoRA setting); on | off
+    text_head: str = "auto"
     gradient_checkpointing: bool = False
+    checkpoint_every: int = 200  # optimiser steps between checkpoints of a trained backbone (train-rm resumes)
     score_batch_size: int = 32
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
 
     def __post_init__(self) -> None:
         positive = ("max_length", "max_pairs_per_problem", "batch_size", "grad_accum", "lora_r", "lora_alpha",
-                    "score_batch_size")
+                    "score_batch_size", "checkpoint_every")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -75,6 +92,19 @@ class RewardConfig:
             raise ConfigError("consensus", f"must be one of {', '.join(CONSENSUS_KINDS)}, got {self.consensus!r}")
         if self.whitespace not in WHITESPACE_KINDS:
             raise ConfigError("whitespace", f"must be one of {', '.join(WHITESPACE_KINDS)}, got {self.whitespace!r}")
+        if self.bf16 != "auto" and not isinstance(self.bf16, bool):
+            raise ConfigError("bf16", f"must be auto, true or false, got {self.bf16!r}")
+        if not isinstance(self.int8, bool):
+            raise ConfigError("int8", f"must be true or false, got {self.int8!r}")
+        if self.text_head not in EXECUTION_KINDS:
+            raise ConfigError("text_head", f"must be one of {', '.join(EXECUTION_KINDS)}, got {self.text_head!r}")
+        if self.text_head == "off" and not self.frozen:
+            raise ConfigError("text_head", "can be off only with a frozen backbone (train_top_layers: 0, no LoRA)")
+        if self.execution_features not in EXECUTION_KINDS:
+            raise ConfigError("execution_features", f"must be one of {', '.join(EXECUTION_KINDS)}, "
+                                                    f"got {self.execution_features!r}")
+        if self.input not in INPUT_KINDS:
+            raise ConfigError("input", f"must be one of {', '.join(INPUT_KINDS)}, got {self.input!r}")
         if not isinstance(self.backbone, str):
             raise ConfigError("backbone", f"must be a hub id or a folder path, got {self.backbone!r}")
 
@@ -84,6 +114,29 @@ class RewardConfig:
         if self.train_top_layers is not None:
             return self.train_top_layers
         return 0 if not self.backbone else -1
+
+    @property
+    def frozen(self) -> bool:
+        """The backbone is not trained (heads only): its outputs can be computed once and cached."""
+        return self.top_layers == 0 and not self.lora
+
+    @property
+    def uses_text_head(self) -> bool:
+        """`text_head` resolved: off for a frozen backbone unless asked for."""
+        return self.text_head == "on" or (self.text_head == "auto" and not self.frozen)
+
+    @property
+    def completion_only(self) -> bool:
+        """`input` with auto resolved."""
+        return self.input == "completion" or (self.input == "auto" and self.frozen)
+
+    def use_execution(self, problem_ids: set[str], generated_tests: dict[str, list[str]] | None) -> bool:
+        """`execution_features` resolved for candidates of `problem_ids` with these generated tests."""
+        if self.execution_features != "auto":
+            return self.execution_features == "on"
+        # a problem may have no generated asserts (its execution features are then 0: no information)
+        return bool(generated_tests) and all(pid in generated_tests for pid in problem_ids) and any(
+            generated_tests[pid] for pid in problem_ids)
 
     @property
     def backbone_path(self) -> str:

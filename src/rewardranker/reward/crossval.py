@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +16,24 @@ Key = SampleKey
 
 def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample], passed: dict[Key, bool],
                    k: int, work_dir: Path, features: np.ndarray | None = None, progress: bool = True,
-                   extra: tuple[dict[str, Problem], list[Sample], dict[Key, bool], np.ndarray | None] | None = None
-                   ) -> dict[Key, float]:
+                   extra: tuple[dict[str, Problem], list[Sample], dict[Key, bool], np.ndarray | None] | None = None,
+                   generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> dict[Key, float]:
     """Out-of-fold reward scores for every candidate; `extra` = (problems, samples, labels, features) of
-    additional training data (e.g. MBPP mutants) added to every fold's training set."""
+    additional training data (e.g. MBPP mutants) added to every fold's training set; `generated_tests` turn on
+    the execution features as in `train_reward_model`."""
     from rewardranker.reward.model import RewardModel
     from rewardranker.reward.train import train_reward_model
 
+    execution = cfg.use_execution({s.problem_id for s in samples}, generated_tests)
+    builder = RewardModel.build(cfg, execution=execution)
     if features is None:
-        features = RewardModel.build(cfg).features(problems, samples, progress)
+        features = builder.features(problems, samples, progress, generated_tests, exec_cfg)
     if extra is not None and extra[3] is None:  # consensus features of the extra data, computed once for all folds
         extra = (*extra[:3], RewardModel.build(cfg).features(extra[0], extra[1], progress))
+    if extra is not None and extra[3].shape[1] < features.shape[1]:  # no generated tests: no execution signal (0)
+        pad = np.zeros((len(extra[1]), features.shape[1] - extra[3].shape[1]), dtype=features.dtype)
+        extra = (*extra[:3], np.concatenate([extra[3], pad], axis=1))
+    cfg = replace(cfg, execution_features="on" if execution else "off")  # the folds' features are given
     oof: dict[Key, float] = {}
     for i, (train_ids, eval_ids) in enumerate(kfold_problems([s.problem_key for s in samples], k, cfg.seed)):
         tr = [j for j, s in enumerate(samples) if s.problem_key in set(train_ids)]
@@ -45,14 +53,5 @@ def cross_validate(cfg: RewardConfig, problems: dict[str, Problem], samples: lis
 
 
 def _score(rm, problems: dict[str, Problem], samples: list[Sample], feats: np.ndarray, progress: bool) -> list[float]:
-    """Held-out scores; with a frozen backbone, reuse its cached outputs (same model, one forward pass saved)."""
-    import torch
-
-    from rewardranker.reward.train import head_inputs, score_linear
-
-    if rm.cfg.top_layers != 0 or rm.cfg.lora:
-        return rm.score(problems, samples, progress=progress, features=feats)
-    x = head_inputs(rm, rm.tokenize(problems, samples), progress)
-    with torch.no_grad():
-        r = score_linear(rm.net.backbone)(x)[:, 0] + rm.net.feature_head(torch.tensor(feats, dtype=torch.float32))[:, 0]
-    return r.tolist()
+    """Held-out scores; a frozen backbone's outputs come from the encoding cache (computed once for all folds)."""
+    return rm.score(problems, samples, progress=progress, features=feats)

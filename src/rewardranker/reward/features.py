@@ -77,11 +77,43 @@ def candidate_features(problems: dict[str, Problem], samples: list[Sample], embe
     for i, s in enumerate(samples):
         groups.setdefault(s.problem_key, []).append(i)
     out = np.zeros((len(samples), len(FEATURE_NAMES)), dtype=np.float32)
-    for pid in track(list(groups), "consensus features", progress):
+    if embed is not None and hasattr(embed, "prefetch"):  # one length-sorted pass over all distinct programs
+        embed.prefetch([encode_whitespace(samples[i].completion) for idx in groups.values() if len(idx) > 1
+                        for i in idx], progress)
+    for pid in track(list(groups), "consensus features", progress and not hasattr(embed, "prefetch"),
+                     unit="problems"):
         idx = groups[pid]
         group = [samples[i] for i in idx]
         emb = None
         if embed is not None and len(group) > 1:
             emb = embed([encode_whitespace(s.completion) for s in group])
         out[idx] = _group_features(problems[pid], group, emb)
+    return out
+
+
+# What executing a candidate on the model-written asserts says about it, for candidate sets that carry
+# `generated_tests`: log(1 + soft agreement) and the fraction of the problem's candidates in its exact agreement
+# group, centred within the problem. Chosen by 5-fold CV on the dev file (ranked pass@1 of the reward model, mean
+# of 3 seeds): + soft agreement 46.8, + group fraction 47.6; adding log(1 + CodeT score) (43.1) or the fraction
+# of asserts passed (43.9) lowered it, so they are not used.
+EXEC_FEATURE_NAMES = ("agr_soft", "group_frac")
+
+
+def execution_features(samples: list[Sample], sets: list[frozenset[int]]) -> np.ndarray:
+    """[len(samples), len(EXEC_FEATURE_NAMES)] from the set of generated asserts each candidate passes (its
+    agreement group is the candidates passing exactly the same asserts)."""
+    from rewardranker.reward.agreement import soft_agreement
+
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(s.problem_key, []).append(i)
+    out = np.zeros((len(samples), len(EXEC_FEATURE_NAMES)), dtype=np.float32)
+    for idx in groups.values():
+        group = [sets[i] for i in idx]
+        n = len(group)
+        sizes: dict[frozenset[int], int] = {}
+        for g in group:
+            sizes[g] = sizes.get(g, 0) + 1
+        cols = np.column_stack([np.log1p(soft_agreement(group)), [sizes[g] / n for g in group]])
+        out[idx] = cols - cols.mean(axis=0) if n > 1 else 0.0
     return out

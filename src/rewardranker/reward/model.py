@@ -20,8 +20,16 @@ from rewardranker.errors import ConfigError, RewardRankerError
 from rewardranker.problems import ProblemSet, index_problems, resolve_languages
 from rewardranker.records import Problem, Sample
 from rewardranker.reward.config import RewardConfig, default_backbone
+from rewardranker.reward.encoder import pad_batch
 from rewardranker.reward.encoding import encode_whitespace, tokenizer_keeps_whitespace
-from rewardranker.reward.features import FEATURE_NAMES, candidate_features, tfidf_embedder
+from rewardranker.reward.features import (
+    EXEC_FEATURE_NAMES,
+    FEATURE_NAMES,
+    candidate_features,
+    execution_features,
+    tfidf_embedder,
+)
+from rewardranker.reward.hardware import native_bf16, resolve_bf16
 from rewardranker.reward.progress import track
 
 HEAD_FILE = "reward_head.json"
@@ -118,72 +126,96 @@ def _net_class():
 
 
 class MiniLMEmbedder:
-    """Mean-pooled, L2-normalised sentence embeddings from the packaged MiniLM (bf16 autocast on CPU)."""
+    """Mean-pooled, L2-normalised embeddings of the packaged MiniLM, each distinct text encoded once (cached)."""
 
-    def __init__(self, max_length: int = 256, batch_size: int = 32, bf16: bool = True):
-        from transformers import AutoModel, AutoTokenizer
+    def __init__(self, max_length: int = 256, batch_size: int = 32, bf16: bool | str = "auto", int8: bool = False):
+        from rewardranker.reward.encoder import FrozenEncoder
 
-        path = default_backbone()
-        self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        self.max_length, self.batch_size, self.bf16 = max_length, batch_size, bf16
+        model, self.tok = load_backbone(default_backbone())
+        self.tok.truncation_side = "right"
+        self.max_length = max_length
+        self.encoder = FrozenEncoder(model, self.tok.pad_token_id, resolve_bf16(bf16, "cpu"), int8, batch_size)
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tok(texts, truncation=True, max_length=self.max_length)["input_ids"]
+
+    def prefetch(self, texts: list[str], progress: bool = False) -> None:
+        """Encode every distinct text in one length-sorted pass (with progress), before per-problem lookups."""
+        self.encoder.encode(self._ids(list(dict.fromkeys(texts))), progress, "consensus embeddings")
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        torch = _torch()
-        uniq = sorted(set(texts), key=len)
-        vecs: dict[str, np.ndarray] = {}
-        for i in range(0, len(uniq), self.batch_size):
-            chunk = uniq[i:i + self.batch_size]
-            b = self.tok(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-            with torch.no_grad(), autocast(self.bf16):
-                h = self.model(**b).last_hidden_state.float()
-            m = b["attention_mask"].unsqueeze(-1).float()
-            e = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
-            vecs.update(zip(chunk, e.numpy()))
-        return np.stack([vecs[t] for t in texts])
+        return self.encoder.encode(self._ids(texts))[:, : self.encoder.hidden]
 
 
-_EMBEDDERS: dict[str, Any] = {}
+_EMBEDDERS: dict[tuple[str, bool | str, bool], Any] = {}
 
 
-def get_embedder(kind: str):
-    """The consensus embedder for `kind` (minilm | tfidf | none), loaded once per process."""
+def get_embedder(kind: str, bf16: bool | str = "auto", int8: bool = False):
+    """The consensus embedder for `kind` (minilm | tfidf | none), loaded once per process and precision."""
     if kind == "none":
         return None
     if kind == "tfidf":
         return tfidf_embedder
-    if kind not in _EMBEDDERS:
-        _EMBEDDERS[kind] = MiniLMEmbedder()
-    return _EMBEDDERS[kind]
+    key = (kind, bf16, int8)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = MiniLMEmbedder(bf16=bf16, int8=int8)
+    return _EMBEDDERS[key]
 
 
 class RewardModel:
-    """A trained (or freshly built) reward model: scores candidates, saves and loads as a folder."""
+    """A trained (or freshly built) reward model: scores candidates, saves and loads as a folder.
 
-    def __init__(self, net, tokenizer, cfg: RewardConfig, visible_whitespace: bool):
+    Public API (used by self-training, PPO and serving): `build(cfg)`, `load(dir)` (alias `from_pretrained`),
+    `save(dir)`, `score(problems, samples)`.
+    """
+
+    def __init__(self, net, tokenizer, cfg: RewardConfig, visible_whitespace: bool,
+                 feature_names: tuple[str, ...] = FEATURE_NAMES):
         self.net, self.tokenizer, self.cfg = net, tokenizer, cfg
         self.visible_whitespace = visible_whitespace
+        self.feature_names = tuple(feature_names)
+        self.tokenizer.truncation_side = "right" if cfg.completion_only else "left"
+        self.bf16 = resolve_bf16(cfg.bf16, self.device)
+        self._encoder = None
 
     @property
     def device(self) -> str:
         return "cuda" if _torch().cuda.is_available() else "cpu"
 
+    @property
+    def precision(self) -> str:
+        """fp32 | bf16 | int8 (int8: the frozen backbone on CPU)."""
+        if self.cfg.int8 and self.cfg.frozen and self.device == "cpu":
+            return "int8"
+        return "bf16" if self.bf16 else "fp32"
+
+    @property
+    def uses_execution(self) -> bool:
+        """Whether the model reads execution features (it then needs the problems' generated tests)."""
+        return any(n in EXEC_FEATURE_NAMES for n in self.feature_names)
+
     @classmethod
-    def build(cls, cfg: RewardConfig) -> RewardModel:
-        """A new model from `cfg.backbone` with freshly initialised heads, frozen/LoRA-wrapped as configured."""
+    def build(cls, cfg: RewardConfig, execution: bool = False) -> RewardModel:
+        """A new model from `cfg.backbone` with freshly initialised heads, frozen/LoRA-wrapped as configured;
+        `execution` adds the execution features (agreement on generated tests) to its inputs."""
         torch = _torch()
-        dtype = torch.bfloat16 if cfg.bf16 and torch.cuda.is_available() else torch.float32
-        backbone, tok = load_backbone(cfg.backbone_path, dtype)
+        cuda_bf16 = torch.cuda.is_available() and resolve_bf16(cfg.bf16, "cuda", log=False)
+        backbone, tok = load_backbone(cfg.backbone_path, torch.bfloat16 if cuda_bf16 else torch.float32)
         if cfg.lora:
             backbone = apply_lora(backbone, cfg)
         else:
             freeze_lower_layers(backbone, cfg.top_layers)
         visible = cfg.whitespace == "visible" or (cfg.whitespace == "auto" and not tokenizer_keeps_whitespace(tok))
-        return cls(_net_class()(backbone, len(FEATURE_NAMES)), tok, cfg, visible)
+        names = FEATURE_NAMES + (EXEC_FEATURE_NAMES if execution else ())
+        return cls(_net_class()(backbone, len(names)), tok, cfg, visible, names)
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> RewardModel:
-        """Load a folder written by `save` (the backbone through `from_pretrained`)."""
+    def load(cls, model_dir: str | Path, bf16: bool | str | None = None, int8: bool | None = None) -> RewardModel:
+        """Load a folder written by `save` (the backbone through `from_pretrained`).
+
+        `bf16` / `int8` override the precision saved with the model (None: keep it; "auto" is resolved on
+        this machine, so a model trained with bf16 on a GPU runs in fp32 on a CPU without native bf16).
+        """
         torch = _torch()
         model_dir = Path(model_dir)
         head_file = model_dir / HEAD_FILE
@@ -191,13 +223,20 @@ class RewardModel:
             raise RewardRankerError(f"{model_dir}: not a reward-model folder ({HEAD_FILE} is missing); "
                                     "train one with `rewardranker train-rm`")
         head = json.loads(head_file.read_text(encoding="utf-8"))
-        cfg = RewardConfig.from_dict(head["config"], head_file)
-        dtype = torch.bfloat16 if cfg.bf16 and torch.cuda.is_available() else torch.float32
-        backbone, tok = load_backbone(str(model_dir), dtype)
+        settings = dict(head["config"])
+        if bf16 is not None:
+            settings["bf16"] = bf16
+        if int8 is not None:
+            settings["int8"] = int8
+        cfg = RewardConfig.from_dict(settings, head_file)
+        cuda_bf16 = torch.cuda.is_available() and resolve_bf16(cfg.bf16, "cuda", log=False)
+        backbone, tok = load_backbone(str(model_dir), torch.bfloat16 if cuda_bf16 else torch.float32)
         net = _net_class()(backbone, len(head["feature_names"]))
         with torch.no_grad():
             net.feature_head.weight.copy_(torch.tensor([head["feature_weights"]], dtype=torch.float32))
-        return cls(net, tok, cfg, bool(head["visible_whitespace"]))
+        return cls(net, tok, cfg, bool(head["visible_whitespace"]), tuple(head["feature_names"]))
+
+    from_pretrained = load
 
     def save(self, model_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write the backbone (LoRA merged) with `save_pretrained`, the tokenizer and the feature head."""
@@ -207,15 +246,18 @@ class RewardModel:
             self.net.backbone = self.net.backbone.merge_and_unload()
         self.net.backbone.save_pretrained(model_dir)
         self.tokenizer.save_pretrained(model_dir)
-        head = {"format": 1, "feature_names": list(FEATURE_NAMES),
+        head = {"format": 1, "feature_names": list(self.feature_names),
                 "feature_weights": self.net.feature_head.weight.detach().float()[0].tolist(),
-                "visible_whitespace": self.visible_whitespace, "config": self.cfg.to_dict(), **(extra or {})}
+                "visible_whitespace": self.visible_whitespace, "config": self.cfg.to_dict(),
+                "precision": {"bf16_setting": self.cfg.bf16, "trained_with": self.precision, "device": self.device,
+                              "reason": native_bf16(self.device)[1]},
+                **(extra or {})}
         (model_dir / HEAD_FILE).write_text(json.dumps(head, indent=2) + "\n", encoding="utf-8")
         return model_dir
 
     def text(self, problem: Problem, sample: Sample) -> str:
-        """What the backbone reads: prompt + completion, whitespace made visible when the tokenizer drops it."""
-        code = (sample.prompt or problem.prompt) + sample.completion
+        """What the backbone reads: (prompt +) completion, whitespace made visible when the tokenizer drops it."""
+        code = sample.completion if self.cfg.completion_only else (sample.prompt or problem.prompt) + sample.completion
         return encode_whitespace(code) if self.visible_whitespace else code
 
     def tokenize(self, problems: ProblemSet, samples: list[Sample]) -> list[list[int]]:
@@ -223,46 +265,84 @@ class RewardModel:
         texts = [self.text(problems[s.problem_key], s) for s in samples]
         return self.tokenizer(texts, truncation=True, max_length=self.cfg.max_length)["input_ids"]
 
-    def features(self, problems: ProblemSet, samples: list[Sample], progress: bool = False) -> np.ndarray:
-        """Consensus features of every candidate among its problem's candidates (see features.py)."""
+    def features(self, problems: ProblemSet, samples: list[Sample], progress: bool = False,
+                 generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> np.ndarray:
+        """Consensus features of every candidate among its problem's candidates, plus, for a model that uses
+        them, execution features from running the candidates on `generated_tests` (see features.py)."""
         problems, samples = _check_ids(problems, samples)
-        return candidate_features(problems, samples, get_embedder(self.cfg.consensus), progress)
+        embed = get_embedder(self.cfg.consensus, self.bf16, self.cfg.int8)
+        feats = candidate_features(problems, samples, embed, progress)
+        if not self.uses_execution:
+            return feats
+        from rewardranker.reward.agreement import AgreementConfig, passed_sets
+
+        missing = sorted({s.problem_id for s in samples} - set(generated_tests or {}))
+        if missing:
+            raise RewardRankerError(f"this reward model reads execution features: it needs generated_tests for "
+                                    f"every problem (none for {len(missing)}, e.g. {missing[0]!r}); use a "
+                                    "reranking-layout file that has them, or a model trained without them")
+        agr = AgreementConfig()
+        sets = passed_sets(problems, samples, generated_tests, agr, exec_cfg, progress)
+        return np.concatenate([feats, execution_features(samples, sets)], axis=1)
+
+    @property
+    def encoder(self):
+        """The cached frozen-backbone encoder (frozen models only)."""
+        from rewardranker.reward.encoder import FrozenEncoder
+
+        if self._encoder is None:
+            self._encoder = FrozenEncoder(self.net.backbone, self.tokenizer.pad_token_id, self.bf16,
+                                          self.cfg.int8, self.cfg.score_batch_size, self.device)
+        return self._encoder
+
+    def head_inputs(self, ids: list[list[int]], progress: bool = False) -> np.ndarray:
+        """What the frozen backbone feeds its scalar head, per sequence (each distinct one encoded once)."""
+        return self.encoder.encode(ids, progress, "reward backbone")[:, self.encoder.hidden:]
 
     def score(self, problems: ProblemSet, samples: list[Sample], batch_size: int | None = None,
-              progress: bool = True, features: np.ndarray | None = None) -> list[float]:
-        """One reward per sample, in the order of `samples` (consensus is computed among samples of a problem)."""
+              progress: bool = True, features: np.ndarray | None = None,
+              generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> list[float]:
+        """One reward per sample, in the order of `samples` (consensus is computed among samples of a problem;
+        `generated_tests` are needed by models that read execution features)."""
         if not samples:
             return []
-        feats = self.features(problems, samples, progress) if features is None else features
+        if features is None:
+            features = self.features(problems, samples, progress, generated_tests, exec_cfg)
+        feats = features
         ids = self.tokenize(problems, samples)
+        if self.cfg.frozen and not self.cfg.uses_text_head:  # the reward is the feature head alone
+            return self.score_frozen(None, feats)
+        if self.cfg.frozen:
+            return self.score_frozen(self.head_inputs(ids, progress), feats)
         return self.score_tokens(ids, feats, batch_size or self.cfg.score_batch_size, progress)
 
+    def score_frozen(self, head_in: np.ndarray | None, feats: np.ndarray) -> list[float]:
+        """Scalar head on cached backbone outputs (None: no text head) + feature head."""
+        from rewardranker.reward.encoder import score_linear
+
+        torch = _torch()
+        with torch.no_grad():
+            f = torch.tensor(feats, dtype=torch.float32, device=self.device)
+            r = self.net.feature_head.to(self.device)(f)[:, 0]
+            if head_in is not None:
+                x = torch.tensor(head_in, dtype=torch.float32, device=self.device)
+                r = r + score_linear(self.net.backbone).float()(x)[:, 0]
+        return r.cpu().double().tolist()
+
     def score_tokens(self, ids: list[list[int]], feats: np.ndarray, batch_size: int, progress: bool) -> list[float]:
-        """Batched forward passes, shortest sequences first (less padding)."""
+        """Batched forward passes of a trained backbone, shortest sequences first (less padding)."""
         torch = _torch()
         self.net.to(self.device).eval()
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.zeros(len(ids), dtype=np.float64)
         starts = range(0, len(order), batch_size)
-        for start in track(starts, "scoring candidates", progress, total=len(starts)):
+        for start in track(starts, "scoring candidates", progress, total=len(starts), unit="batches"):
             idx = order[start:start + batch_size]
             batch = pad_batch([ids[i] for i in idx], self.tokenizer.pad_token_id, self.device)
             f = torch.tensor(feats[idx], dtype=torch.float32, device=self.device)
-            with torch.no_grad(), autocast(self.cfg.bf16, self.device):
+            with torch.no_grad(), autocast(self.bf16, self.device):
                 out[idx] = self.net(batch["input_ids"], batch["attention_mask"], f).float().cpu().numpy()
         return out.tolist()
-
-
-def pad_batch(seqs: list[list[int]], pad_id: int, device: str = "cpu") -> dict[str, Any]:
-    """Right-pad token lists into input_ids / attention_mask tensors."""
-    torch = _torch()
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, :len(s)] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
 def _check_ids(problems: ProblemSet, samples: list[Sample]) -> tuple[ProblemSet, list[Sample]]:

@@ -38,8 +38,11 @@ class ScorerActor:
                                     f"put it on a filesystem every node sees, or copy it to the same path")
         self.rm = RewardModel.load(model_dir)
 
-    def score(self, problems: ProblemSet, samples: list[Sample], batch_size: int | None) -> list[float]:
-        return self.rm.score(problems, samples, batch_size=batch_size, progress=False)
+    def score(self, problems: ProblemSet, samples: list[Sample], batch_size: int | None,
+              generated_tests: dict[str, list[str]] | None = None) -> list[float]:
+        """Execution features (models that read them) run the candidates on this actor's node."""
+        return self.rm.score(problems, samples, batch_size=batch_size, progress=False,
+                             generated_tests=generated_tests)
 
 
 class RayRewardModel:
@@ -74,8 +77,10 @@ class RayRewardModel:
                        for _ in range(n)]
 
     def score(self, problems: ProblemSet | dict[str, Problem], samples: list[Sample], batch_size: int | None = None,
-              progress: bool = True, features: np.ndarray | None = None) -> list[float]:
-        """One reward per sample, in the order of `samples` (as `RewardModel.score`)."""
+              progress: bool = True, features: np.ndarray | None = None,
+              generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> list[float]:
+        """One reward per sample, in the order of `samples` (as `RewardModel.score`; `exec_cfg` is not used:
+        each actor executes its own problems' candidates for the execution features)."""
         if features is not None:
             raise ValueError("RayRewardModel computes the features on the actors; pass features=None")
         if not samples:
@@ -87,7 +92,9 @@ class RayRewardModel:
         for actor, idx in zip(self.actors, shards):
             part = [samples[i] for i in idx]
             mine = index_problems({find_problem(problems, s).key: find_problem(problems, s) for s in part})
-            refs[actor.score.remote(mine, part, batch_size)] = idx
+            tests = None if generated_tests is None else {
+                s.problem_id: generated_tests[s.problem_id] for s in part if s.problem_id in generated_tests}
+            refs[actor.score.remote(mine, part, batch_size, tests)] = idx
         out = [0.0] * len(samples)
         bar = _bar(progress, len(samples))
         try:

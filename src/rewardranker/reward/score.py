@@ -33,6 +33,8 @@ class ScoreConfig:
     model_dir: Path | None = None
     batch_size: int = 32
     rm_weight: float | None = None  # combined: None = the model's stored weight, else DEFAULT_RM_WEIGHT
+    bf16: bool | str | None = None  # None: the model's setting (auto: native bf16 only); True/False/"auto" override
+    int8: bool | None = None  # None: the model's setting; True: dynamic int8 backbone on CPU
     agreement: AgreementConfig = field(default_factory=AgreementConfig)
 
     def __post_init__(self) -> None:
@@ -90,8 +92,9 @@ def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progr
     if cfg.mode in ("rm", "combined"):
         from rewardranker.reward.model import RewardModel
 
-        rm = rm if rm is not None else RewardModel.load(cfg.model_dir)
-        rm_scores = rm.score(cands.problems, samples, batch_size=cfg.batch_size, progress=progress)
+        rm = rm if rm is not None else RewardModel.load(cfg.model_dir, bf16=cfg.bf16, int8=cfg.int8)
+        rm_scores = rm.score(cands.problems, samples, batch_size=cfg.batch_size, progress=progress,
+                             generated_tests=cands.generated_tests or None, exec_cfg=exec_cfg)
     if cfg.mode in ("agreement", "combined"):
         sets = passed_sets(cands.problems, samples, cands.generated_tests, cfg.agreement, exec_cfg, progress)
         # agreement alone = CodeT's exact groups; combined uses soft agreement (benchmarks/reranking.py: better

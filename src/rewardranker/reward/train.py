@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -13,9 +15,6 @@ from rewardranker.records import Problem, Sample
 from rewardranker.reward.config import RewardConfig
 from rewardranker.reward.model import RewardModel, pad_batch
 from rewardranker.reward.pairs import Key, Pair, bt_loss, mine_pairs
-
-if TYPE_CHECKING:
-    import torch
 
 
 class PairDataset:
@@ -75,80 +74,55 @@ def _optimizer(rm: RewardModel, cfg: RewardConfig):
     return torch.optim.AdamW(groups)
 
 
-def _training_args(cfg: RewardConfig, out_dir: Path, progress: bool):
+def _training_args(cfg: RewardConfig, out_dir: Path, progress: bool, bf16: bool):
     import torch
     from transformers import TrainingArguments
 
     return TrainingArguments(
         output_dir=str(out_dir / "trainer"), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        learning_rate=cfg.lr, warmup_steps=0, lr_scheduler_type="linear", bf16=cfg.bf16,
+        learning_rate=cfg.lr, warmup_steps=0, lr_scheduler_type="linear", bf16=bf16,
         use_cpu=not torch.cuda.is_available(), seed=cfg.seed, data_seed=cfg.seed, report_to="none",
-        save_strategy="no", logging_steps=10, remove_unused_columns=False, disable_tqdm=not progress,
+        save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=1,
+        logging_steps=10, remove_unused_columns=False, disable_tqdm=not (progress and _stderr_is_tty()),
         dataloader_num_workers=0, max_grad_norm=1.0,
         **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}))
 
 
-_HEAD_INPUTS: dict[tuple[str, bool], dict[tuple[int, ...], torch.Tensor]] = {}
-
-
-def score_linear(backbone):
-    """The backbone's scalar output layer (BERT `classifier`, GPT-2/Llama `score`): a Linear with one output."""
-    import torch
-
-    base = getattr(backbone, backbone.base_model_prefix, None)
-    inside = {id(m) for m in base.modules()} if base is not None else set()
-    heads = [m for m in backbone.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1
-             and id(m) not in inside]
-    if len(heads) != 1:
-        raise RewardRankerError(f"cannot find the scalar head of {type(backbone).__name__} (found {len(heads)})")
-    return heads[0]
-
-
-def head_inputs(rm: RewardModel, ids: list[list[int]], progress: bool) -> torch.Tensor:
-    """What the frozen backbone feeds its scalar head for each sequence, captured by a forward hook."""
-    import torch
-
-    from rewardranker.reward.model import autocast
-    from rewardranker.reward.progress import track
-
-    head, captured = score_linear(rm.net.backbone), {}
-    hook = head.register_forward_hook(lambda _m, args, _out: captured.__setitem__("x", args[0].detach().float()))
-    rm.net.eval()
-    # the frozen backbone is the pretrained one, so its outputs can be reused across CV folds in one process
-    cache = _HEAD_INPUTS.setdefault((rm.cfg.backbone_path, rm.cfg.bf16), {})
-    todo = sorted({tuple(s) for s in ids if tuple(s) not in cache}, key=len)
-    bs = rm.cfg.score_batch_size
-    try:
-        for start in track(range(0, len(todo), bs), "frozen backbone pass", progress, total=-(-len(todo) // bs)):
-            chunk = todo[start:start + bs]
-            batch = pad_batch([list(s) for s in chunk], rm.tokenizer.pad_token_id, rm.device)
-            with torch.no_grad(), autocast(rm.cfg.bf16, rm.device):
-                rm.net.backbone(**batch)
-            cache.update(zip(chunk, captured["x"].cpu()))
-    finally:
-        hook.remove()
-    return torch.stack([cache[tuple(s)] for s in ids]) if ids else torch.zeros(0, head.in_features)
-
-
 def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: PairDataset, progress: bool) -> float:
-    """Frozen backbone (train_top_layers=0, no LoRA): run it once per candidate, then fit only the scalar head
-    and the feature head with the same Bradley–Terry loss. Written by hand (not the Trainer) because on a CPU
-    this turns hours of repeated forward passes into seconds; the result is the same model as the Trainer
-    path would produce with a frozen backbone (minus dropout noise)."""
+    """Frozen backbone (train_top_layers=0, no LoRA): run it once per distinct program (cached on disk, so a
+    killed run resumes where it stopped), then fit only the scalar head and the feature head with the same
+    Bradley–Terry loss. Written by hand (not the Trainer) because on a CPU this turns hours of repeated forward
+    passes into seconds; the result is the same model as the Trainer path would produce with a frozen backbone
+    (minus dropout noise)."""
     import torch
+
+    from rewardranker.reward.encoder import score_linear
 
     keys = list(dataset.ids)
-    x = head_inputs(rm, [dataset.ids[k] for k in keys], progress)
-    row = {k: i for i, k in enumerate(keys)}
-    f = torch.tensor(np.stack([dataset.feats[k] for k in keys]), dtype=torch.float32)
     head, fhead = score_linear(rm.net.backbone), rm.net.feature_head
     head.float()
+    if cfg.uses_text_head:
+        x = torch.tensor(rm.head_inputs([dataset.ids[k] for k in keys], progress), dtype=torch.float32)
+    else:  # no text head: the reward is the feature head alone; a zero head keeps every scoring path equal
+        with torch.no_grad():
+            for p in head.parameters():
+                p.zero_()
+        x = torch.zeros(len(keys), head.in_features)
+    if progress and cfg.uses_text_head:
+        st = rm.encoder.stats
+        print(f"train-rm: backbone outputs of {len(x)} candidates: {st['encoded']} programs encoded, "
+              f"{st['from_cache']} from the cache ({rm.encoder.cache.path if rm.encoder.cache else 'no cache'})",
+              file=sys.stderr, flush=True)
+    row = {k: i for i, k in enumerate(keys)}
+    f = torch.tensor(np.stack([dataset.feats[k] for k in keys]), dtype=torch.float32)
     c = torch.tensor([row[p.chosen_key] for p in dataset.pairs])
     r = torch.tensor([row[p.rejected_key] for p in dataset.pairs])
     w = torch.tensor([p.weight for p in dataset.pairs], dtype=torch.float32)
-    opt = torch.optim.AdamW([{"params": head.parameters(), "lr": cfg.head_lr, "weight_decay": 0.01},
-                             {"params": fhead.parameters(), "lr": cfg.head_lr, "weight_decay": 0.0}])
+    groups = [{"params": fhead.parameters(), "lr": cfg.head_lr, "weight_decay": 0.0}]
+    if cfg.uses_text_head:
+        groups.append({"params": head.parameters(), "lr": cfg.head_lr, "weight_decay": 0.01})
+    opt = torch.optim.AdamW(groups)
     steps = cfg.max_steps if cfg.max_steps > 0 else int(np.ceil(len(c) / cfg.batch_size * cfg.epochs))
     gen = torch.Generator().manual_seed(cfg.seed)
     reward = lambda i: head(x[i])[:, 0] + fhead(f[i])[:, 0]
@@ -164,10 +138,13 @@ def train_heads_only(rm: RewardModel, cfg: RewardConfig, dataset: PairDataset, p
 
 def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples: list[Sample],
                        passed: dict[Key, bool], out_dir: str | Path, weights: dict[Key, float] | None = None,
-                       features: np.ndarray | None = None, progress: bool = True) -> Path:
+                       features: np.ndarray | None = None, progress: bool = True,
+                       generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> Path:
     """Mine pairs, train with the Bradley–Terry loss, save to `out_dir`; returns `out_dir`.
 
-    `features` (rows aligned with `samples`) skips recomputing consensus features, e.g. across CV folds.
+    `features` (rows aligned with `samples`) skips recomputing the candidate features, e.g. across CV folds.
+    `generated_tests` (problem id -> model-written asserts) turn on the execution features (see
+    `RewardConfig.execution_features`); the candidates are then run on them through the sandboxed executor.
     """
     from transformers import set_seed
 
@@ -176,9 +153,12 @@ def train_reward_model(cfg: RewardConfig, problems: dict[str, Problem], samples:
     set_seed(cfg.seed)
     out_dir = Path(out_dir)
     pairs = mine_pairs(samples, passed, cfg.max_pairs_per_problem, cfg.seed, weights)
-    rm = RewardModel.build(cfg)
+    rm = RewardModel.build(cfg, execution=cfg.use_execution({s.problem_id for s in samples}, generated_tests))
     t0 = time.perf_counter()
-    feats = rm.features(problems, samples, progress) if features is None else features
+    feats = rm.features(problems, samples, progress, generated_tests, exec_cfg) if features is None else features
+    if feats.shape[1] != len(rm.feature_names):
+        raise RewardRankerError(f"features have {feats.shape[1]} columns; the model reads {len(rm.feature_names)} "
+                                f"({', '.join(rm.feature_names)})")
     used = {k for p in pairs for k in (p.chosen_key, p.rejected_key)}
     keep = [i for i, s in enumerate(samples) if s.key in used]
     ids = rm.tokenize(problems, [samples[i] for i in keep])
@@ -203,8 +183,44 @@ def _train_with_trainer(rm: RewardModel, cfg: RewardConfig, dataset: PairDataset
     """(final loss, whether this is the main process) after training through the HF Trainer."""
     if cfg.gradient_checkpointing:
         rm.net.backbone.gradient_checkpointing_enable()
-    trainer = _trainer_class()(model=rm.net, args=_training_args(cfg, out_dir, progress), train_dataset=dataset,
+    from transformers.trainer_utils import get_last_checkpoint
+
+    args = _training_args(cfg, out_dir, progress, rm.bf16)
+    callbacks = [] if (not progress or _stderr_is_tty()) else [_plain_progress_callback()]
+    trainer = _trainer_class()(model=rm.net, args=args, train_dataset=dataset,
                                data_collator=make_collator(rm.tokenizer.pad_token_id),
-                               optimizers=(_optimizer(rm, cfg), None))
-    result = trainer.train()
+                               optimizers=(_optimizer(rm, cfg), None), callbacks=callbacks)
+    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    if last is not None and trainer.is_world_process_zero():
+        print(f"train-rm: resuming from {last}", file=sys.stderr, flush=True)
+    result = trainer.train(resume_from_checkpoint=last)
+    if trainer.is_world_process_zero():
+        shutil.rmtree(args.output_dir, ignore_errors=True)  # checkpoints are only for resuming; the model is saved
     return result.training_loss, trainer.is_world_process_zero()
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _plain_progress_callback():
+    """A TrainerCallback that prints plain progress lines (steps, rate, ETA) when stderr is not a terminal."""
+    from transformers import TrainerCallback
+
+    from rewardranker.reward.progress import Progress
+
+    class PlainProgress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = Progress("train-rm", state.max_steps, True, unit="steps")
+            self.bar.done = state.global_step
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.bar.advance(state.global_step - self.bar.done)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.bar.close()
+
+    return PlainProgress()
