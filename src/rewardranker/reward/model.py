@@ -137,6 +137,8 @@ class MiniLMEmbedder:
         self.encoder = FrozenEncoder(model, self.tok.pad_token_id, resolve_bf16(bf16, "cpu"), int8, batch_size)
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
+        if not texts:  # the fast tokenizer fails on an empty batch (e.g. no problem has two candidates)
+            return []
         return self.tok(texts, truncation=True, max_length=self.max_length)["input_ids"]
 
     def prefetch(self, texts: list[str], progress: bool = False) -> None:
