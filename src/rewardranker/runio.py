@@ -196,3 +196,15 @@ def run_metadata(command: str, config: dict[str, Any] | None = None) -> dict[str
 def write_report(path: str | Path, report: dict[str, Any], command: str, config: dict[str, Any] | None = None) -> Path:
     """Write a JSON report with space-free keys and a `run` block of metadata (version, command, config, date)."""
     return write_json(path, {**json_keys(report), "run": run_metadata(command, config)})
+
+
+def open_shared_sqlite(path: Path, schema: str):
+    """A SQLite store several processes share (WAL, 60 s busy timeout, explicit commits), its schema created."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(schema)
+    return db

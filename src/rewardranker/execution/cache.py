@@ -8,11 +8,10 @@ runs by different people) may share one cache file.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from pathlib import Path
 
-from rewardranker.runio import content_hash
+from rewardranker.runio import content_hash, open_shared_sqlite
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS verdicts (
     key TEXT PRIMARY KEY, status TEXT NOT NULL, passed INTEGER NOT NULL, exit_code INTEGER,
@@ -40,11 +39,7 @@ class VerdictCache:
 
     def __init__(self, path: Path, commit_every_s: float = 0.5):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute(_SCHEMA)
+        self.db = open_shared_sqlite(self.path, _SCHEMA)
         self.commit_every_s = commit_every_s
         self._pending: list[tuple] = []
         self._last_commit = time.monotonic()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 
 from rewardranker.errors import RewardRankerError
 from rewardranker.reward.progress import Progress
+from rewardranker.runio import open_shared_sqlite
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS encodings (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, vec BLOB NOT NULL)"
 
@@ -39,11 +39,7 @@ class EncodingCache:
 
     def __init__(self, path: Path | None = None, commit_every_s: float = 2.0):
         self.path = Path(path) if path is not None else default_encoding_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute(_SCHEMA)
+        self.db = open_shared_sqlite(self.path, _SCHEMA)
         self.commit_every_s = commit_every_s
         self._pending: list[tuple[str, int, bytes]] = []
         self._last = time.monotonic()
