@@ -198,13 +198,27 @@ def write_report(path: str | Path, report: dict[str, Any], command: str, config:
     return write_json(path, {**json_keys(report), "run": run_metadata(command, config)})
 
 
-def open_shared_sqlite(path: Path, schema: str):
-    """A SQLite store several processes share (WAL, 60 s busy timeout, explicit commits), its schema created."""
+def open_shared_sqlite(path: Path, schema: str, tries: int = 50):
+    """A SQLite store several processes share (WAL, 60 s busy timeout, explicit commits), its schema created.
+
+    Two processes that open a new file at the same moment can both need its exclusive lock to switch it to WAL;
+    SQLite then answers one of them "database is locked" at once, without waiting, so opening is retried.
+    """
+    import random
     import sqlite3
+    import time
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute(schema)
-    return db
+    for attempt in range(tries):
+        db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(schema)
+            return db
+        except sqlite3.OperationalError as e:
+            db.close()
+            if "locked" not in str(e) and "busy" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(random.uniform(0.01, 0.1))
+    raise AssertionError("unreachable")

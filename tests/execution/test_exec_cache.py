@@ -82,3 +82,29 @@ def _rows(cache) -> int:
         return sqlite3.connect(f"file:{cache}?mode=ro", uri=True).execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
     except sqlite3.OperationalError:  # schema not created yet
         return 0
+
+
+def _open_cache_when_released(path: str, barrier) -> str:
+    """Open a VerdictCache at `path` the moment all processes are ready; '' on success, else the error."""
+    from rewardranker.execution import VerdictCache
+
+    barrier.wait()
+    try:
+        VerdictCache(path).close()
+        return ""
+    except Exception as e:  # noqa: BLE001 - the test reports whatever went wrong
+        return repr(e)
+
+
+def test_processes_opening_a_new_cache_at_once_all_succeed(tmp_path):
+    """Ray actors on two nodes open one new cache file together; SQLite refuses one of them at once unless retried."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    errors = []
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        for trial in range(15):
+            barrier = manager.Barrier(4)
+            path = str(tmp_path / f"new-{trial}.sqlite")
+            errors += [e for e in pool.starmap(_open_cache_when_released, [(path, barrier)] * 4) if e]
+    assert errors == []

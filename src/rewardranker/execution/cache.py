@@ -68,7 +68,7 @@ class VerdictCache:
     def flush(self) -> None:
         if self._pending:
             with self.db:  # one transaction
-                self.db.execute("BEGIN")
+                self.db.execute("BEGIN IMMEDIATE")  # take the write lock now, waiting for it
                 self.db.executemany(f"INSERT OR REPLACE INTO verdicts (key, {', '.join(_FIELDS)}, created) "
                                     f"VALUES ({', '.join('?' * (len(_FIELDS) + 2))})", self._pending)
             self._pending.clear()

@@ -35,12 +35,12 @@ def default_encoding_cache_path() -> Path:
 
 
 class EncodingCache:
-    """key -> float32 vector, in SQLite (WAL, shared by processes); writes are committed every `commit_every_s`."""
+    """key -> float32 vector, in SQLite (WAL, shared by processes); committed every `commit_every_s` or `_n` vectors."""
 
-    def __init__(self, path: Path | None = None, commit_every_s: float = 2.0):
+    def __init__(self, path: Path | None = None, commit_every_s: float = 2.0, commit_every_n: int = 64):
         self.path = Path(path) if path is not None else default_encoding_cache_path()
         self.db = open_shared_sqlite(self.path, _SCHEMA)
-        self.commit_every_s = commit_every_s
+        self.commit_every_s, self.commit_every_n = commit_every_s, commit_every_n
         self._pending: list[tuple[str, int, bytes]] = []
         self._last = time.monotonic()
 
@@ -60,12 +60,12 @@ class EncodingCache:
     def put(self, key: str, vec: np.ndarray) -> None:
         vec = np.ascontiguousarray(vec, dtype=np.float32)
         self._pending.append((key, int(vec.size), vec.tobytes()))
-        if time.monotonic() - self._last >= self.commit_every_s:
+        if len(self._pending) >= self.commit_every_n or time.monotonic() - self._last >= self.commit_every_s:
             self.flush()
 
     def flush(self) -> None:
         if self._pending:
-            self.db.execute("BEGIN")
+            self.db.execute("BEGIN IMMEDIATE")  # take the write lock now, waiting for it
             self.db.executemany("INSERT OR REPLACE INTO encodings (key, dim, vec) VALUES (?, ?, ?)", self._pending)
             self.db.execute("COMMIT")
             self._pending = []
