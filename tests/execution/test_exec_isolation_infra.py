@@ -189,3 +189,23 @@ def test_nul_in_a_python_program_behaves_as_plain_python3(tmp_path):
     last = ref.stderr.strip().splitlines()[-1]  # CPython 3.11's tokenizer: "SyntaxError: invalid decimal literal"
     assert v.exit_code == ref.returncode == 1 and last.startswith("SyntaxError"), (ref.stderr, v)
     assert v.status == "SyntaxError" and v.stderr.strip().splitlines()[-1] == last, v
+
+
+def test_bwrap_failing_to_start_a_plain_run_is_infra_error_not_the_programs_failure(tmp_path, monkeypatch):
+    """MultiPL-E's per-program commands (fast=False) start a new bwrap per program; when bwrap itself fails (seen:
+    "Can't fork for pid 1" while the last program's processes still counted against the uid's limit) the program
+    was not judged: InfraError, retried once, never an `Exception` verdict for the program."""
+    fake = tmp_path / "bwrap-that-fails"
+    fake.write_text("#!/bin/sh\necho \"bwrap: Can't fork for pid 1: Resource temporarily unavailable\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    programs = [("plain/ok", "assert 1 + 1 == 2\n"), ("plain/wrong", "assert 1 + 1 == 3\n")]
+    cfg = ExecutionConfig(workers=1, fast=False, use_cache=False, timeout_s=5.0)
+    judged = _run(programs, cfg)
+    assert judged["plain/ok"].passed and judged["plain/wrong"].status == "Exception"  # the real bwrap judges
+
+    monkeypatch.setattr(sandbox, "BWRAP", str(fake))
+    with pytest.warns(UserWarning, match="2 of 2 programs hit an infrastructure failure"):
+        failed = _run(programs, cfg)
+    for v in failed.values():
+        assert v.status == "InfraError" and not v.passed, v
+        assert "bwrap failed" in v.stderr

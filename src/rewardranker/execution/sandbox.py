@@ -213,8 +213,10 @@ class Sandbox:
         return str(host)
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def command(self, argv: list[str], chdir: str = "/tmp/w", seccomp_fd: int | None = None) -> list[str]:
-        """`argv` wrapped in this sandbox's bwrap invocation (or returned as is when unsandboxed)."""
+    def command(self, argv: list[str], chdir: str = "/tmp/w", seccomp_fd: int | None = None,
+                status_fd: int | None = None) -> list[str]:
+        """`argv` wrapped in this sandbox's bwrap invocation (or returned as is when unsandboxed); bwrap reports
+        `{"child-pid": N}` on `status_fd` once the program started."""
         if not self.sandboxed:
             return argv
         cmd = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
@@ -224,19 +226,21 @@ class Sandbox:
             cmd += ["--ro-bind", str(src), dst]
         if seccomp_fd is not None:
             cmd += ["--seccomp", str(seccomp_fd)]
+        if status_fd is not None:
+            cmd += ["--json-status-fd", str(status_fd)]
         cmd += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
                 "--setenv", "PATH", PATH_ENV, "--setenv", "HOME", "/tmp/w", "--chdir", chdir, "--"]
         return cmd + argv
 
     def popen(self, argv: list[str], chdir: str = "/tmp/w", prefix: list[str] | None = None,
-              pass_fds: tuple[int, ...] = (), **kw) -> subprocess.Popen:
+              pass_fds: tuple[int, ...] = (), status_fd: int | None = None, **kw) -> subprocess.Popen:
         """Start `argv` in a new bwrap of this sandbox's configuration, with the seccomp filter when enabled and
         nothing of the host's environment (bwrap itself, the sandbox's pid 1, gets only PATH)."""
         fd = _memfd(seccomp_filters()[0]) if self.seccomp else None
+        fds = pass_fds + (() if fd is None else (fd,)) + (() if status_fd is None else (status_fd,))
         try:
-            return subprocess.Popen((prefix or []) + self.command(argv, chdir, fd), env=HOST_ENV,
-                                    pass_fds=pass_fds + (() if fd is None else (fd,)), **kw,
-                                    **self.popen_kwargs())
+            return subprocess.Popen((prefix or []) + self.command(argv, chdir, fd, status_fd), env=HOST_ENV,
+                                    pass_fds=fds, **kw, **self.popen_kwargs())
         finally:
             if fd is not None:
                 os.close(fd)
@@ -518,6 +522,9 @@ def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, lim
     Same namespaces, binds, uid, rlimits and seccomp filter as `Sandbox.run`, but a new sandbox per command.
     Output goes to anonymous host files (no name in the scratch dir, so nothing the program can swap).
     With `channel`, the command gets a pipe on fd 3 (placed there by a `bash` wrapper), read back afterwards.
+    Raises InfraError when bwrap itself failed (e.g. "Can't fork for pid 1" while the previous program's processes
+    still count against the uid's process limit): bwrap's status pipe then reports no exit code. Its writer is
+    bwrap's monitor, outside the program's pid namespace, so a program can add to it but not suppress it.
     """
     chan = os.pipe() if channel else None
     if chan:
@@ -529,20 +536,25 @@ def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, lim
     prl = ["/usr/bin/prlimit", f"--as={lim['as']}", f"--fsize={lim['fsize']}", f"--nofile={lim['nofile']}",
            f"--cpu={lim['cpu']}:{lim['cpu'] + 1}", "--core=0"] + ([f"--nproc={lim['nproc']}"] if "nproc" in lim else [])
     inner = ["/usr/bin/env", "-i"] + [f"{k}={v}" for k, v in (env or {"PATH": PATH_ENV}).items()] + argv
+    status = os.pipe() if sandbox.sandboxed else None
     start = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         fds = (chan[1],) if chan else ()
         p = sandbox.popen(inner, chdir=sandbox.inside(cwd), prefix=prl + ["--"], stdin=subprocess.DEVNULL,
-                          stdout=out, stderr=err, pass_fds=fds) if sandbox.sandboxed else \
+                          stdout=out, stderr=err, pass_fds=fds, status_fd=status[1]) if status else \
             subprocess.Popen(prl + ["--"] + inner, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                              env=HOST_ENV, pass_fds=fds, **sandbox.popen_kwargs())
         if chan:
             os.close(chan[1])
+        if status:
+            os.close(status[1])
         try:
             code, timed_out = p.wait(timeout=timeout_s), False
         except subprocess.TimeoutExpired:
             code, timed_out = -1, True
         _kill(p)
+        if status and b'"exit-code"' not in _read_all(status[0]) and not timed_out:
+            raise InfraError(f"bwrap failed before starting {argv[0]}: {_read_fd_head(err.fileno())[-300:]!r}")
         if sandbox.sandboxed and 128 < code < 160:
             code = 128 - code  # bwrap reports a child killed by signal N as exit 128+N; report -N like Popen does
         res = StepResult(code, timed_out, time.monotonic() - start)
@@ -556,3 +568,17 @@ def run_once(sandbox: Sandbox, argv: list[str], cwd: Path, timeout_s: float, lim
             pass
         os.close(chan[0])
     return res
+
+
+def _read_all(fd: int) -> bytes:
+    """What a pipe holds now (never waiting for a writer that is still alive), then close it."""
+    os.set_blocking(fd, False)
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
