@@ -187,9 +187,7 @@ def _agreement(cands):
 
 def _embedder_stats(cfg, rm) -> dict | None:
     """Programs encoded vs read from the encoding cache by the consensus pass (shared with the RM backbone)."""
-    from rewardranker.reward.model import get_embedder
-
-    embed = get_embedder(cfg.consensus, rm.bf16, cfg.int8)
+    embed = rm.embedder
     return dict(embed.encoder.stats) if hasattr(embed, "encoder") else None
 
 
