@@ -160,6 +160,9 @@ class OnnxEncoder:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3
+        # no busy-waiting between ops: on a shared 2-core box spinning threads burn the other jobs' CPU (measured
+        # under load: 88 vs 59-70 sequences per CPU-second, and faster in wall time too)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
 
     def run(self, seqs: list[list[int]], pad_id: int) -> np.ndarray:
