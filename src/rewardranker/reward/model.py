@@ -343,9 +343,9 @@ class RewardModel:
         if features is None:
             features = self.features(problems, samples, progress, generated_tests, exec_cfg)
         feats = features
-        ids = self.tokenize(problems, samples)
-        if self.cfg.frozen and not self.cfg.uses_text_head:  # the reward is the feature head alone
+        if self.cfg.frozen and not self.cfg.uses_text_head:  # the reward is the feature head alone (no tokens)
             return self.score_frozen(None, feats)
+        ids = self.tokenize(problems, samples)
         if self.cfg.frozen:
             return self.score_frozen(self.head_inputs(ids, progress), feats)
         return self.score_tokens(ids, feats, batch_size or self.cfg.score_batch_size, progress)
