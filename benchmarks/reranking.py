@@ -7,11 +7,13 @@
 Part `cv`: random / reward model (`--mode rm`, out-of-fold) / consensus feature alone / CodeT agreement / soft
 agreement / combined / oracle ranked pass@1, paired bootstrap against agreement; the reward model reads the
 execution features by default (agreement on the generated tests), `--set execution_features=off` drops them.
-Part `speed`: for fp32, bf16 and int8 (the faster path), each in a fresh process with an empty encoding cache:
+Part `speed`: for torch fp32, bf16 and int8 and ONNX Runtime fp32 and int8 (`--precisions`), each in a fresh
+process with an empty encoding cache (the ONNX export, ~5 s, falls in train-rm's time and in the scoring warm-up):
 train-rm wall and CPU time, cold scoring candidates/s, and scoring again from the cache, on the first
 `--speed-problems` problems (execution features off there: they cost the same in every precision and are
 cached by the executor). With `--emulate-avx2` the same runs repeat with torch and oneDNN limited to AVX2
-(ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2), i.e. like a CPU without native bf16.
+(ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2), i.e. like a CPU without native bf16; ONNX Runtime ignores
+these variables (it picks its kernels by CPUID), so its rows there are not AVX2 numbers.
 Results: the --out folder (report.json, scores, plots) and benchmarks/results/reranking.{json,md}.
 """
 
@@ -48,7 +50,8 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--weights", type=float, nargs="*", default=[0.25, 0.5, 1.0], help="combined: rm weights to report")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the targets are for 2 cores)")
     ap.add_argument("--speed-problems", type=int, default=4, help="problems (x100 candidates) in the speed part")
-    ap.add_argument("--precisions", nargs="*", default=["fp32", "bf16", "int8"])
+    ap.add_argument("--precisions", nargs="*", default=["fp32", "bf16", "int8", "onnx-fp32", "onnx-int8"],
+                    help="torch fp32/bf16/int8, ONNX Runtime onnx-fp32/onnx-int8, or auto (the defaults)")
     ap.add_argument("--emulate-avx2", action="store_true", help="also time with torch/oneDNN limited to AVX2")
     ap.add_argument("--name", default="", help="results file name (default: reranking[_PART])")
     ap.add_argument("--worker", nargs=3, metavar=("PRECISION", "TASK", "CACHE_DIR"), help=argparse.SUPPRESS)
@@ -94,8 +97,12 @@ def hardware() -> dict:
 # ----------------------------------------------------------------------------- speed part (one precision/process)
 
 def _precision_overrides(precision: str) -> dict:
-    return {"fp32": {"bf16": False, "int8": False}, "bf16": {"bf16": True, "int8": False},
-            "int8": {"bf16": False, "int8": True}, "auto": {}}[precision]
+    """torch rows pin `runtime: torch`; onnx-* rows run the frozen MiniLM on ONNX Runtime; auto = the defaults."""
+    return {"fp32": {"bf16": False, "int8": False, "runtime": "torch"},
+            "bf16": {"bf16": True, "int8": False, "runtime": "torch"},
+            "int8": {"bf16": False, "int8": True, "runtime": "torch"},
+            "onnx-fp32": {"bf16": False, "int8": False, "runtime": "onnx"},
+            "onnx-int8": {"bf16": False, "int8": True, "runtime": "onnx"}, "auto": {}}[precision]
 
 
 def _subset(args):
@@ -144,7 +151,7 @@ def _run_worker(args, precision: str, task: str, cache_dir: Path, env: dict) -> 
 
 
 def speed(args) -> list[dict]:
-    """fp32 / bf16 / int8 side by side: train-rm cold, scoring cold, scoring from the cache."""
+    """torch fp32 / bf16 / int8 and ONNX Runtime side by side: train-rm cold, scoring cold, scoring from the cache."""
     rows = []
     isas = [("native", {})] + ([("AVX2 (emulated)", AVX2_ENV)] if args.emulate_avx2 else [])
     for isa, env in isas:
@@ -187,9 +194,7 @@ def _agreement(cands):
 
 def _embedder_stats(cfg, rm) -> dict | None:
     """Programs encoded vs read from the encoding cache by the consensus pass (shared with the RM backbone)."""
-    from rewardranker.reward.model import get_embedder
-
-    embed = get_embedder(cfg.consensus, rm.bf16, cfg.int8)
+    embed = rm.embedder
     return dict(embed.encoder.stats) if hasattr(embed, "encoder") else None
 
 

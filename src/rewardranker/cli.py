@@ -172,6 +172,7 @@ def train_rm_cmd(
     lora: Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="Train LoRA adapters instead of backbone weights.")] = None,
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bfloat16 autocast; default auto: only where the device has it natively (CUDA bf16, CPU AVX512-BF16/AMX).")] = None,
     int8: Annotated[Optional[bool], typer.Option("--int8/--no-int8", help="CPU: run the frozen backbone dynamically quantised to int8.")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help="What runs frozen backbones on CPU: auto (ONNX Runtime when installed), torch or onnx.")] = None,
     train_top_layers: Annotated[Optional[int], typer.Option(help="Backbone blocks trained from the top (-1 all, 0 heads only).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (pair sampling, shuffling, init).")] = None,
     cv: Annotated[int, typer.Option(help="K >= 2: K-fold cross-validation by problem; writes OUT/cv_scores.jsonl (out-of-fold scores) instead of one model.")] = 0,
@@ -184,7 +185,8 @@ def train_rm_cmd(
 
         base = RewardConfig.from_file(config).to_dict() if config else {}
         given = dict(backbone=backbone, max_length=max_length, max_pairs_per_problem=max_pairs, epochs=epochs,
-                     max_steps=max_steps, lora=lora, bf16=bf16, int8=int8, train_top_layers=train_top_layers,
+                     max_steps=max_steps, lora=lora, bf16=bf16, int8=int8, runtime=runtime,
+                     train_top_layers=train_top_layers,
                      seed=seed)
         cfg = RewardConfig.from_dict({**base, **{k: v for k, v in given.items() if v is not None}})
         path = run_train(cfg, samples, verdicts, problems, out, cv, extra)
@@ -221,6 +223,7 @@ def score_cmd(
     rm_weight: Annotated[Optional[float], typer.Option(help="combined: weight of the z-scored reward next to log(1+agreement); default: the model's.")] = None,
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bfloat16 autocast; default: the model's setting (auto: only where native).")] = None,
     int8: Annotated[Optional[bool], typer.Option("--int8/--no-int8", help="CPU: frozen backbone in dynamic int8; default: the model's setting.")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help="What runs frozen backbones on CPU: auto, torch or onnx; default: the model's setting.")] = None,
     ray: Annotated[Optional[str], typer.Option(help=_RAY_HELP + " The model is loaded once per scorer actor.")] = None,
     tests: Annotated[Optional[Path], typer.Option(help="agreement/combined: generated asserts from `rewardranker gen-tests` (one {problem_id, generated_tests} per line); they replace the samples file's own generated_tests.")] = None,
 ) -> None:
@@ -229,7 +232,7 @@ def score_cmd(
         from rewardranker.reward.commands import run_score
 
         scores = run_score(samples, out, mode, model, problems, batch_size, rm_weight, tests, ray=ray,
-                           bf16=bf16, int8=int8)
+                           bf16=bf16, int8=int8, runtime=runtime)
         console.print(f"wrote {len(scores)} scores to {out}")
 
 

@@ -59,14 +59,15 @@ def load_extra(folder: Path | None):
 
 def run_score(samples: Path, out: Path, mode: str, model: Path | None, problems: str | None, batch_size: int,
               rm_weight: float | None, tests: Path | None = None, ray: str | None = None,
-              bf16: bool | None = None, int8: bool | None = None) -> list[Score]:
+              bf16: bool | None = None, int8: bool | None = None, runtime: str | None = None) -> list[Score]:
     """Score and write SCORES.jsonl; with `ray`, the model runs on scorer actors and agreement on executor actors."""
     from rewardranker.reward.hardware import configure_threads
     from rewardranker.reward.score import ScoreConfig, score_candidates
 
     configure_threads()
     check_output(out, samples, model)
-    cfg = ScoreConfig(mode=mode, model_dir=model, batch_size=batch_size, rm_weight=rm_weight, bf16=bf16, int8=int8)
+    cfg = ScoreConfig(mode=mode, model_dir=model, batch_size=batch_size, rm_weight=rm_weight, bf16=bf16, int8=int8,
+                      runtime=runtime)
     data = load_labelled(samples, None, problems, need_labels=False)
     data.cands.problems.update(data.problems)
     if tests is not None:  # asserts from `gen-tests` replace all of the file's own generated_tests

@@ -121,29 +121,44 @@ class FrozenEncoder:
     """Encodes token sequences with a frozen seq-cls backbone: rows [consensus embedding | head input].
 
     `bf16` autocasts, `int8` runs a dynamically int8-quantised copy of the body (torch.ao, CPU only).
+    `runtime="onnx"` (CPU) runs the body on ONNX Runtime instead (fp32, or ORT's dynamic int8 with `int8`; bf16 is
+    not used there), exported once per backbone weights next to the encoding cache (onnx_backend.py); when the
+    export or the session fails it falls back to torch and says why in one line on stderr.
     """
 
     def __init__(self, model, pad_id: int, bf16: bool = False, int8: bool = False, batch_size: int = 32,
-                 device: str = "cpu", cache: EncodingCache | None | bool = True):
+                 device: str = "cpu", cache: EncodingCache | None | bool = True, runtime: str = "torch"):
         self.pad_id, self.bf16, self.batch_size, self.device = pad_id, bf16, batch_size, device
         self.int8 = int8 and device == "cpu"
         self.fingerprint = body_fingerprint(model)
-        self.precision = "int8" if self.int8 else "bf16" if bf16 else "fp32"
-        self.model = _quantised(model) if self.int8 else model
+        self.cache = EncodingCache() if cache is True else (cache or None)
+        self.runtime, self.onnx = "torch", None
+        if runtime == "onnx" and device == "cpu":
+            self.onnx = _onnx_encoder(model, pad_id, self.fingerprint, self.int8,
+                                      self.cache.path.parent if self.cache is not None else
+                                      default_encoding_cache_path().parent)
+            if self.onnx is not None:
+                self.runtime, self.bf16 = "onnx", False
+        self.precision = "int8" if self.int8 else "bf16" if self.bf16 else "fp32"
+        self.model = _quantised(model) if self.int8 and self.onnx is None else model
         self.head = score_linear(self.model)
         self.base = getattr(self.model, self.model.base_model_prefix)
-        self.cache = EncodingCache() if cache is True else (cache or None)
         self._memory: dict[str, np.ndarray] = {}
         self.hidden = int(self.head.in_features)
         self.stats = {"encoded": 0, "from_cache": 0}
 
     def key(self, ids: list[int]) -> str:
-        h = hashlib.blake2b(f"{self.fingerprint}:{self.precision}:".encode(), digest_size=20)
+        # torch rows keep their old keys; ONNX Runtime's differ in the last bits, so they get their own
+        tag = self.precision if self.runtime == "torch" else f"{self.runtime}-{self.precision}"
+        h = hashlib.blake2b(f"{self.fingerprint}:{tag}:".encode(), digest_size=20)
         h.update(np.asarray(ids, dtype=np.int64).tobytes())
         return h.hexdigest()
 
     def encode(self, ids: list[list[int]], progress: bool = False, description: str = "encoding programs") -> np.ndarray:
-        """[len(ids), 2 * hidden]: each distinct sequence runs at most once (memory, then disk, then the model)."""
+        """[len(ids), 2 * hidden]: each distinct sequence runs at most once (memory, then disk, then the model).
+
+        An empty sequence is read as one pad token (a batch of width 0 cannot run)."""
+        ids = [s if len(s) else [self.pad_id] for s in ids]
         keys = [self.key(s) for s in ids]
         missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
         if missing and self.cache is not None:
@@ -160,7 +175,8 @@ class FrozenEncoder:
     def _run(self, todo: dict[str, list[int]], progress: bool, description: str) -> None:
         """Batches of similar length (little padding), longest first so the ETA is pessimistic."""
         order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
-        self.model.eval()
+        if self.onnx is None:
+            self.model.eval()
         try:
             with Progress(description, len(order), progress, unit="programs") as bar:
                 for start in range(0, len(order), self.batch_size):
@@ -179,6 +195,8 @@ class FrozenEncoder:
     def _forward(self, seqs: list[list[int]]) -> np.ndarray:
         import torch
 
+        if self.onnx is not None:
+            return self.onnx.run(seqs, self.pad_id)
         batch = pad_batch(seqs, self.pad_id, self.device)
         seen: dict[str, torch.Tensor] = {}
         hooks = [self.head.register_forward_hook(lambda _m, a, _o: seen.__setitem__("head", a[0])),
@@ -200,6 +218,31 @@ class FrozenEncoder:
         if head_in.dim() == 3:  # decoders apply the head at every position and read the last real token
             head_in = head_in[torch.arange(head_in.shape[0]), last]
         return torch.cat([emb, head_in], dim=1).cpu().numpy()
+
+
+def _onnx_encoder(model, pad_id: int, fingerprint: str, int8: bool, folder: Path):
+    """An OnnxEncoder, or None (with the reason on stderr) when onnxruntime, the export or the session fails."""
+    from rewardranker.reward import onnx_backend
+
+    ok, why = onnx_backend.available()
+    if not ok:
+        onnx_backend.log(f"reward model runtime: torch ({why})")
+        return None
+    try:
+        enc = onnx_backend.OnnxEncoder(model, pad_id, fingerprint, folder, int8)
+    except Exception as e:  # noqa: BLE001 - any export/ORT failure: the torch path still works
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        onnx_backend.log(f"reward model runtime: torch (ONNX export/session failed: {type(e).__name__}: {first})")
+        return None
+    if enc.path not in _ONNX_LOGGED:
+        _ONNX_LOGGED.add(enc.path)
+        onnx_backend.log(f"reward model runtime: onnx ({why}, {'int8' if int8 else 'fp32'}, "
+                         f"{enc.session.get_session_options().intra_op_num_threads} threads; "
+                         f"{'exported to' if enc.exported else 'reusing'} {enc.path})")
+    return enc
+
+
+_ONNX_LOGGED: set[Path] = set()
 
 
 def _first(output):

@@ -71,6 +71,31 @@ def resolve_bf16(setting: bool | str, device: str = "cpu", log: bool = True) -> 
     return chosen
 
 
+def resolve_runtime(setting: str, device: str = "cpu", frozen: bool = True, bf16: bool | str = "auto",
+                    log: bool = True) -> str:
+    """"torch" or "onnx" for a backbone on `device`: ONNX Runtime only for a frozen backbone on CPU; "auto" also
+    needs onnxruntime to import and bf16 not forced on (ORT has no bf16 CPU path). Falling back to torch because
+    onnxruntime is missing is printed once, with why (the encoder prints what it runs)."""
+    if setting == "torch":
+        chosen, reason = "torch", "set explicitly"
+    elif not device.startswith("cpu"):
+        chosen, reason = "torch", f"{device} device"
+    elif not frozen:
+        chosen, reason = "torch", "backbone is trained"
+    elif setting == "auto" and bf16 is True:
+        chosen, reason = "torch", "bf16 set explicitly"
+    else:
+        from rewardranker.reward.onnx_backend import available
+
+        ok, why = available()
+        chosen, reason = ("onnx", why) if ok else ("torch", why)
+        key = ("runtime", setting)
+        if not ok and log and key not in _LOGGED:
+            _LOGGED.add(key)
+            print(f"reward model runtime: torch (runtime: {setting}; {reason})", file=sys.stderr, flush=True)
+    return chosen
+
+
 def available_cores() -> int:
     """The cores this process may run on (its CPU affinity), not the machine's total."""
     try:

@@ -29,7 +29,7 @@ from rewardranker.reward.features import (
     execution_features,
     tfidf_embedder,
 )
-from rewardranker.reward.hardware import native_bf16, resolve_bf16
+from rewardranker.reward.hardware import native_bf16, resolve_bf16, resolve_runtime
 from rewardranker.reward.progress import track
 
 HEAD_FILE = "reward_head.json"
@@ -128,13 +128,16 @@ def _net_class():
 class MiniLMEmbedder:
     """Mean-pooled, L2-normalised embeddings of the packaged MiniLM, each distinct text encoded once (cached)."""
 
-    def __init__(self, max_length: int = 256, batch_size: int = 32, bf16: bool | str = "auto", int8: bool = False):
+    def __init__(self, max_length: int = 256, batch_size: int = 32, bf16: bool | str = "auto", int8: bool = False,
+                 runtime: str = "auto"):
         from rewardranker.reward.encoder import FrozenEncoder
 
         model, self.tok = load_backbone(default_backbone())
         self.tok.truncation_side = "right"
         self.max_length = max_length
-        self.encoder = FrozenEncoder(model, self.tok.pad_token_id, resolve_bf16(bf16, "cpu"), int8, batch_size)
+        self.encoder = FrozenEncoder(model, self.tok.pad_token_id,
+                                     resolve_bf16(bf16, "cpu", log=not isinstance(bf16, bool)), int8, batch_size,
+                                     runtime=resolve_runtime(runtime, "cpu", True, bf16))
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
         if not texts:  # the fast tokenizer fails on an empty batch (e.g. no problem has two candidates)
@@ -149,18 +152,20 @@ class MiniLMEmbedder:
         return self.encoder.encode(self._ids(texts))[:, : self.encoder.hidden]
 
 
-_EMBEDDERS: dict[tuple[str, bool | str, bool], Any] = {}
+_EMBEDDERS: dict[tuple[Any, ...], Any] = {}
 
 
-def get_embedder(kind: str, bf16: bool | str = "auto", int8: bool = False):
-    """The consensus embedder for `kind` (minilm | tfidf | none), loaded once per process and precision."""
+def get_embedder(kind: str, bf16: bool | str = "auto", int8: bool = False, runtime: str = "auto",
+                 max_length: int = 256):
+    """The consensus embedder for `kind` (minilm | tfidf | none), loaded once per process, precision, runtime
+    and length."""
     if kind == "none":
         return None
     if kind == "tfidf":
         return tfidf_embedder
-    key = (kind, bf16, int8)
+    key = (kind, bf16, int8, runtime, max_length)
     if key not in _EMBEDDERS:
-        _EMBEDDERS[key] = MiniLMEmbedder(bf16=bf16, int8=int8)
+        _EMBEDDERS[key] = MiniLMEmbedder(max_length=max_length, bf16=bf16, int8=int8, runtime=runtime)
     return _EMBEDDERS[key]
 
 
@@ -178,6 +183,7 @@ class RewardModel:
         self.feature_names = tuple(feature_names)
         self.tokenizer.truncation_side = "right" if cfg.completion_only else "left"
         self.bf16 = resolve_bf16(cfg.bf16, self.device)
+        self.runtime = resolve_runtime(cfg.runtime, self.device, cfg.frozen, cfg.bf16, log=False)
         self._encoder = None
 
     @property
@@ -212,11 +218,12 @@ class RewardModel:
         return cls(_net_class()(backbone, len(names)), tok, cfg, visible, names)
 
     @classmethod
-    def load(cls, model_dir: str | Path, bf16: bool | str | None = None, int8: bool | None = None) -> RewardModel:
+    def load(cls, model_dir: str | Path, bf16: bool | str | None = None, int8: bool | None = None,
+             runtime: str | None = None) -> RewardModel:
         """Load a folder written by `save` (the backbone through `from_pretrained`).
 
-        `bf16` / `int8` override the precision saved with the model (None: keep it; "auto" is resolved on
-        this machine, so a model trained with bf16 on a GPU runs in fp32 on a CPU without native bf16).
+        `bf16` / `int8` / `runtime` override the settings saved with the model (None: keep them; "auto" is
+        resolved on this machine, so a model trained with bf16 on a GPU runs in fp32 on a CPU without native bf16).
         """
         torch = _torch()
         model_dir = Path(model_dir)
@@ -226,6 +233,9 @@ class RewardModel:
                                     "train one with `rewardranker train-rm`")
         head = json.loads(head_file.read_text(encoding="utf-8"))
         settings = dict(head["config"])
+        settings.setdefault("consensus_max_length", 256)  # models saved before the setting existed read 256
+        if runtime is not None:
+            settings["runtime"] = runtime
         if bf16 is not None:
             settings["bf16"] = bf16
         if int8 is not None:
@@ -252,7 +262,7 @@ class RewardModel:
                 "feature_weights": self.net.feature_head.weight.detach().float()[0].tolist(),
                 "visible_whitespace": self.visible_whitespace, "config": self.cfg.to_dict(),
                 "precision": {"bf16_setting": self.cfg.bf16, "trained_with": self.precision, "device": self.device,
-                              "reason": native_bf16(self.device)[1]},
+                              "reason": native_bf16(self.device)[1], "consensus_runtime": self.embedder_runtime},
                 **(extra or {})}
         (model_dir / HEAD_FILE).write_text(json.dumps(head, indent=2) + "\n", encoding="utf-8")
         return model_dir
@@ -265,14 +275,22 @@ class RewardModel:
     def tokenize(self, problems: ProblemSet, samples: list[Sample]) -> list[list[int]]:
         problems, samples = _check_ids(problems, samples)
         texts = [self.text(problems[s.problem_key], s) for s in samples]
-        return self.tokenizer(texts, truncation=True, max_length=self.cfg.max_length)["input_ids"]
+        ids = self.tokenizer(texts, truncation=True, max_length=self.cfg.max_length)["input_ids"] if texts else []
+        # tokenizers without special tokens (GPT-2, Llama) give an empty completion no tokens at all; a batch of
+        # only such rows has width 0, which decoders cannot reshape: read them as one end-of-text token
+        return [s if s else [self._empty_token] for s in ids]
+
+    @property
+    def _empty_token(self) -> int:
+        eos = self.tokenizer.eos_token_id
+        return int(eos if eos is not None else self.tokenizer.pad_token_id)
 
     def features(self, problems: ProblemSet, samples: list[Sample], progress: bool = False,
                  generated_tests: dict[str, list[str]] | None = None, exec_cfg=None) -> np.ndarray:
         """Consensus features of every candidate among its problem's candidates, plus, for a model that uses
         them, execution features from running the candidates on `generated_tests` (see features.py)."""
         problems, samples = _check_ids(problems, samples)
-        embed = get_embedder(self.cfg.consensus, self.bf16, self.cfg.int8)
+        embed = self.embedder
         feats = candidate_features(problems, samples, embed, progress)
         if not self.uses_execution:
             return feats
@@ -288,13 +306,27 @@ class RewardModel:
         return np.concatenate([feats, execution_features(samples, sets)], axis=1)
 
     @property
+    def embedder(self):
+        """The consensus embedder of this model's settings (shared within the process)."""
+        return get_embedder(self.cfg.consensus, self.bf16, self.cfg.int8, self.embedder_runtime or "torch",
+                            self.cfg.consensus_max_length)
+
+    @property
+    def embedder_runtime(self) -> str | None:
+        """What runs the consensus MiniLM: torch | onnx (None: no MiniLM consensus)."""
+        if self.cfg.consensus != "minilm":
+            return None
+        return resolve_runtime(self.cfg.runtime, "cpu", True, self.cfg.bf16, log=False)
+
+    @property
     def encoder(self):
         """The cached frozen-backbone encoder (frozen models only)."""
         from rewardranker.reward.encoder import FrozenEncoder
 
         if self._encoder is None:
             self._encoder = FrozenEncoder(self.net.backbone, self.tokenizer.pad_token_id, self.bf16,
-                                          self.cfg.int8, self.cfg.score_batch_size, self.device)
+                                          self.cfg.int8, self.cfg.score_batch_size, self.device,
+                                          runtime=self.runtime)
         return self._encoder
 
     def head_inputs(self, ids: list[list[int]], progress: bool = False) -> np.ndarray:
@@ -311,9 +343,9 @@ class RewardModel:
         if features is None:
             features = self.features(problems, samples, progress, generated_tests, exec_cfg)
         feats = features
-        ids = self.tokenize(problems, samples)
-        if self.cfg.frozen and not self.cfg.uses_text_head:  # the reward is the feature head alone
+        if self.cfg.frozen and not self.cfg.uses_text_head:  # the reward is the feature head alone (no tokens)
             return self.score_frozen(None, feats)
+        ids = self.tokenize(problems, samples)
         if self.cfg.frozen:
             return self.score_frozen(self.head_inputs(ids, progress), feats)
         return self.score_tokens(ids, feats, batch_size or self.cfg.score_batch_size, progress)

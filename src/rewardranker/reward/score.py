@@ -35,6 +35,7 @@ class ScoreConfig:
     rm_weight: float | None = None  # combined: None = the model's stored weight, else DEFAULT_RM_WEIGHT
     bf16: bool | str | None = None  # None: the model's setting (auto: native bf16 only); True/False/"auto" override
     int8: bool | None = None  # None: the model's setting; True: dynamic int8 backbone on CPU
+    runtime: str | None = None  # None: the model's setting (auto: ONNX Runtime for frozen backbones on CPU); torch|onnx
     agreement: AgreementConfig = field(default_factory=AgreementConfig)
 
     def __post_init__(self) -> None:
@@ -44,6 +45,8 @@ class ScoreConfig:
             raise ConfigError("model_dir", f"mode {self.mode!r} needs a trained reward model (--model)")
         if self.batch_size <= 0:
             raise ConfigError("batch_size", f"must be positive, got {self.batch_size}")
+        if self.runtime is not None and self.runtime not in ("auto", "torch", "onnx"):
+            raise ConfigError("runtime", f"must be auto, torch or onnx, got {self.runtime!r}")
         if self.rm_weight is not None and self.rm_weight < 0:
             raise ConfigError("rm_weight", f"must be >= 0, got {self.rm_weight}")
 
@@ -92,7 +95,8 @@ def score_candidates(cands: CandidateSet, cfg: ScoreConfig, exec_cfg=None, progr
     if cfg.mode in ("rm", "combined"):
         from rewardranker.reward.model import RewardModel
 
-        rm = rm if rm is not None else RewardModel.load(cfg.model_dir, bf16=cfg.bf16, int8=cfg.int8)
+        rm = rm if rm is not None else RewardModel.load(cfg.model_dir, bf16=cfg.bf16, int8=cfg.int8,
+                                                         runtime=cfg.runtime)
         rm_scores = rm.score(cands.problems, samples, batch_size=cfg.batch_size, progress=progress,
                              generated_tests=cands.generated_tests or None, exec_cfg=exec_cfg)
     if cfg.mode in ("agreement", "combined"):
