@@ -236,7 +236,8 @@ def _onnx_encoder(model, pad_id: int, fingerprint: str, int8: bool, folder: Path
         return None
     if enc.path not in _ONNX_LOGGED:
         _ONNX_LOGGED.add(enc.path)
-        onnx_backend.log(f"reward model runtime: onnx ({why}, {'int8' if int8 else 'fp32'}, "
+        onnx_backend.log(f"reward model runtime: onnx ({why}, {'int8' if int8 else 'fp32'} whatever the torch "
+                         f"precision above, "
                          f"{enc.session.get_session_options().intra_op_num_threads} threads; "
                          f"{'exported to' if enc.exported else 'reusing'} {enc.path})")
     return enc
