@@ -204,9 +204,15 @@ def test_ctrl_c_stops_actors_and_sandboxes(cluster, tmp_path):
     ex.wait_for_actors(2)
     handles = [a.handle for a in ex.actors]
     uid_blocks = [range(*info["uids"]) for info in ray.get([h.info.remote() for h in handles])]
-    threading.Thread(target=_interrupt_when_cached, args=(cache_path, 5), daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        ex.execute(problems, samples, progress=False)
+    # Ctrl-C as in a terminal: a process started in the background by a non-interactive shell (some CI runners)
+    # inherits SIGINT ignored, and then interrupt_main() would do nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=_interrupt_when_cached, args=(cache_path, 5), daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            ex.execute(problems, samples, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert ex.actors == []
     for h in handles:
         with pytest.raises(ray.exceptions.RayActorError):
