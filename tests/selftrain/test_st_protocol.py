@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from rewardranker.records import Problem
 from rewardranker.runio import read_jsonl, write_jsonl
 from rewardranker.selftrain import SelfTrainConfig, packaged_config, plan, steps
@@ -127,3 +129,10 @@ def test_stage_display_sends_raw_output_to_the_log_and_one_line_to_the_terminal(
     assert "iter_0/demo: done, 1.0 s wall, 1.0 s CPU" in err
     print("after")  # descriptors are restored
     assert "after" in capfd.readouterr().out
+
+
+def test_an_interrupted_stage_says_where_it_stopped_and_how_to_resume(tmp_path, capfd):
+    with pytest.raises(KeyboardInterrupt), StageDisplay(tmp_path, "[2/9] iter_0/reward"):
+        raise KeyboardInterrupt
+    err = capfd.readouterr().err
+    assert "iter_0/reward: stopped (KeyboardInterrupt)" in err and "the same command resumes" in err

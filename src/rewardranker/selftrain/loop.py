@@ -166,8 +166,9 @@ class StageDisplay:
 
         if self.status is not None:
             self.status.stop()
-            if exc[0] is not None:
-                self.console.print(f"{self.label}: stopped ({exc[0].__name__}); details in {self.run_dir}/log.txt")
+        if exc[0] is not None:  # on a terminal or not: say where it stopped and how to go on
+            self.console.print(f"{self.label}: stopped ({exc[0].__name__}); details in {self.run_dir}/log.txt; "
+                               "the same command resumes at this stage", soft_wrap=True)
         sys.stdout.flush(), sys.stderr.flush()
         sys.stdout, sys.stderr = self.streams
         os.dup2(self.saved[0], 1)
