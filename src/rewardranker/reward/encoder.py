@@ -141,10 +141,8 @@ class FrozenEncoder:
                 self.runtime, self.bf16 = "onnx", False
         self.precision = "int8" if self.int8 else "bf16" if self.bf16 else "fp32"
         self.model = _quantised(model) if self.int8 and self.onnx is None else model
-        self.head = score_linear(self.model)
-        self.base = getattr(self.model, self.model.base_model_prefix)
         self._memory: dict[str, np.ndarray] = {}
-        self.hidden = int(self.head.in_features)
+        self.hidden = int(score_linear(self.model).in_features)
         self.stats = {"encoded": 0, "from_cache": 0}
 
     def key(self, ids: list[int]) -> str:
@@ -198,26 +196,37 @@ class FrozenEncoder:
         if self.onnx is not None:
             return self.onnx.run(seqs, self.pad_id)
         batch = pad_batch(seqs, self.pad_id, self.device)
-        seen: dict[str, torch.Tensor] = {}
-        hooks = [self.head.register_forward_hook(lambda _m, a, _o: seen.__setitem__("head", a[0])),
-                 self.base.register_forward_hook(lambda _m, _a, o: seen.__setitem__("hidden", _first(o)))]
-        try:
-            ctx = torch.autocast(self.device, dtype=torch.bfloat16) if self.bf16 else torch.autocast(
-                self.device, enabled=False)
-            with torch.no_grad(), ctx:
-                self.model(**batch)
-        finally:
-            for h in hooks:
-                h.remove()
-        mask = batch["attention_mask"]
-        last = mask.sum(1) - 1
-        hidden = seen["hidden"].float()
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        emb = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
-        head_in = seen["head"].float()
-        if head_in.dim() == 3:  # decoders apply the head at every position and read the last real token
-            head_in = head_in[torch.arange(head_in.shape[0]), last]
+        ctx = torch.autocast(self.device, dtype=torch.bfloat16) if self.bf16 else torch.autocast(
+            self.device, enabled=False)
+        with torch.no_grad(), ctx:
+            emb, head_in = pooled_rows(self.model, batch["input_ids"], batch["attention_mask"])
         return torch.cat([emb, head_in], dim=1).cpu().numpy()
+
+
+def pooled_rows(model, input_ids, attention_mask):
+    """(mean-pooled L2-normalised backbone states, the scalar head's input) of a seq-cls model, in fp32.
+
+    Read through hooks on the backbone and the head; decoders apply the head at every position, so their head
+    input is the last real token's. Traceable: the ONNX export wraps this same function."""
+    import torch
+
+    head, base = score_linear(model), getattr(model, model.base_model_prefix)
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [head.register_forward_hook(lambda _m, a, _o: seen.__setitem__("head", a[0])),
+             base.register_forward_hook(lambda _m, _a, o: seen.__setitem__("hidden", _first(o)))]
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask)
+    finally:
+        for h in hooks:
+            h.remove()
+    hidden = seen["hidden"].float()
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    emb = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
+    head_in = seen["head"].float()
+    if head_in.dim() == 3:
+        last = (attention_mask.sum(1) - 1).clamp_min(0)
+        head_in = head_in.gather(1, last.view(-1, 1, 1).expand(-1, 1, head_in.shape[-1])).squeeze(1)
+    return emb, head_in
 
 
 def _onnx_encoder(model, pad_id: int, fingerprint: str, int8: bool, folder: Path):

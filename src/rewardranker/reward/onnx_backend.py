@@ -35,13 +35,10 @@ def model_path(folder: Path, fingerprint: str, int8: bool) -> Path:
 
 
 def _wrapper(model):
-    """An nn.Module: (input_ids, attention_mask) -> (mean-pooled L2-normalised hidden states, head input)."""
+    """An nn.Module: (input_ids, attention_mask) -> (embedding, head input), as `encoder.pooled_rows`."""
     import torch
 
-    from rewardranker.reward.encoder import score_linear
-
-    head = score_linear(model)
-    base = getattr(model, model.base_model_prefix)
+    from rewardranker.reward.encoder import pooled_rows
 
     class Encode(torch.nn.Module):
         def __init__(self):
@@ -49,29 +46,9 @@ def _wrapper(model):
             self.model = model
 
         def forward(self, input_ids, attention_mask):
-            seen = {}
-            hooks = [head.register_forward_hook(lambda _m, a, _o: seen.__setitem__("head", a[0])),
-                     base.register_forward_hook(lambda _m, _a, o: seen.__setitem__("hidden", _first(o)))]
-            try:
-                self.model(input_ids=input_ids, attention_mask=attention_mask)
-            finally:
-                for h in hooks:
-                    h.remove()
-            hidden = seen["hidden"].float()
-            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            emb = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
-            head_in = seen["head"].float()
-            if head_in.dim() == 3:  # decoders: the head input at the last real token
-                last = (attention_mask.sum(1) - 1).clamp_min(0)
-                idx = last.view(-1, 1, 1).expand(-1, 1, head_in.shape[-1])
-                head_in = head_in.gather(1, idx).squeeze(1)
-            return emb, head_in
+            return pooled_rows(self.model, input_ids, attention_mask)
 
     return Encode().eval()
-
-
-def _first(output):
-    return output[0] if isinstance(output, tuple) else output.last_hidden_state
 
 
 def _atomic_target(path: Path) -> Path:
@@ -166,13 +143,10 @@ class OnnxEncoder:
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
 
     def run(self, seqs: list[list[int]], pad_id: int) -> np.ndarray:
-        width = max(len(s) for s in seqs)
-        ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
-        mask = np.zeros((len(seqs), width), dtype=np.int64)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = s
-            mask[i, :len(s)] = 1
-        emb, head_in = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        from rewardranker.reward.encoder import pad_batch
+
+        feed = {name: t.numpy() for name, t in pad_batch(seqs, pad_id).items()}
+        emb, head_in = self.session.run(None, feed)
         return np.concatenate([emb, head_in], axis=1).astype(np.float32, copy=False)
 
 
