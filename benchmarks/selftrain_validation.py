@@ -29,7 +29,8 @@ from rewardranker.selftrain.config import parse_overrides, resolve_extends
 from rewardranker.selftrain.loop import share_stages
 
 FIRST_AFFECTED = {"reward": "iter_0/reward", "ppo": "iter_1/ppo", "generation": "iter_0/sample",
-                  "execution": "iter_0/execute"}
+                  "execution": "iter_0/execute", "problems_per_iteration": "iter_0/sample",
+                  "samples_per_problem": "iter_0/sample"}
 SHOWN = ["sampled_pass@1", "reranked_pass@1", "rm_pairwise_acc", "rm_auroc_within", "exploitation",
          "robust_ranked_pass@1", "robust_pairwise_acc", "sampled_vs_sft"]
 

@@ -12,6 +12,7 @@ from rewardranker.policy.ppo import (
     entropy,
     gae,
     kl_shaped_rewards,
+    leave_one_out_baseline,
     masked_mean,
     masked_whiten,
     policy_loss,
@@ -94,7 +95,8 @@ def test_stop_cut_keeps_the_tokens_through_the_stop_string(tiny_policy):
 
 
 @pytest.mark.parametrize("field,value", [("steps", 0), ("clip_range", 0.0), ("kl_coef", -0.1), ("top_p", 1.5),
-                                         ("lam", 2.0), ("precision", "int8")])
+                                         ("lam", 2.0), ("precision", "int8"), ("reward_shaping", "clip"),
+                                         ("baseline", "group"), ("baseline", "mean")])
 def test_bad_ppo_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=f"'{field}'"):
         PPOConfig(**{field: value})
@@ -109,3 +111,35 @@ def test_unjudged_rewards_get_the_batch_mean_not_a_failure():
     rewards = _scores(lambda prompts, texts: [1.0, float("nan"), 0.0], batch, ["a", "b", "c"], "cpu")
     assert rewards.tolist() == [1.0, 0.5, 0.0]
     assert _scores(lambda p, t: [float("nan")] * 3, batch, ["a", "b", "c"], "cpu").tolist() == [0.0, 0.0, 0.0]
+
+
+def test_leave_one_out_baseline_subtracts_the_other_samples_mean_of_the_same_prompt():
+    scores = torch.tensor([1.0, 2.0, 3.0, 10.0, 5.0])
+    got = leave_one_out_baseline(scores, ["a", "a", "a", "b", "c"])
+    assert torch.allclose(got, torch.tensor([1 - 2.5, 2 - 2.0, 3 - 1.5, 10.0, 5.0]))  # lone prompts keep theirs
+
+
+def test_preference_shaping_bounds_a_blind_spot_and_scores_each_reference_once():
+    """A program the RM over-scores by 100 earns at most 1, a program matching its reference earns 0.5."""
+    from types import SimpleNamespace
+
+    from rewardranker.policy.ppo import shape_scores
+    from rewardranker.records import Problem
+
+    calls = []
+
+    def reward_fn(prompts, texts):
+        calls.append(list(texts))
+        return [0.0] * len(texts)
+
+    a = Problem("a", "py", "def a():\n", "", canonical_solution="    return 1\n")
+    b = Problem("b", "py", "def b():\n", "", canonical_solution="    return 2\n")
+    run = SimpleNamespace(cfg=PPOConfig(reward_shaping="preference", baseline="group", samples_per_prompt=2),
+                          reference_scores={})
+    got = shape_scores(run, [a, a, b, b], torch.tensor([100.0, 0.0, 0.0, 0.0]), reward_fn)
+    assert torch.allclose(got, torch.tensor([0.5, -0.5, 0.0, 0.0]), atol=1e-4)  # sigmoid(100) - sigmoid(0)
+    shape_scores(run, [a, b], torch.tensor([0.0, 0.0]), reward_fn)
+    assert calls == [["    return 1\n", "    return 2\n"]]  # references scored once per run
+    run.reference_scores.clear()
+    with pytest.raises(ConfigError, match="problem c .*has none"):
+        shape_scores(run, [Problem("c", "py", "def c():\n", "")], torch.tensor([0.0]), reward_fn)

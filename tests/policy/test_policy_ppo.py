@@ -41,6 +41,19 @@ def test_ppo_raises_the_reward_with_bounded_kl(tiny_policy, tmp_path):
     assert list((tmp_path / "ppo" / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_bounded_reward_with_a_group_baseline_still_climbs(tiny_policy, tmp_path):
+    """reward_shaping=preference + baseline=group: the per-sequence reward is sigmoid(score - reference's score)
+    minus the prompt's other samples' mean, so it stays in (-1, 1), and PPO still raises the raw score."""
+    probs = [replace(p, stop_tokens=()) for p in toy_problems(8)]
+    cfg = _cfg(batch_size=8, samples_per_prompt=4, minibatch_size=16, reward_shaping="preference",
+               baseline="group")
+    run_ppo(cfg, str(tiny_policy), digit_reward, probs, tmp_path / "ppo", progress=False)
+    log = read_jsonl(tmp_path / "ppo" / "ppo_log.jsonl")
+    first, last = sum(r["reward"] for r in log[:5]) / 5, sum(r["reward"] for r in log[-5:]) / 5
+    assert last > first + 0.05, (first, last)
+    assert all(abs(r["shaped_reward"]) < 1e-5 for r in log)  # a leave-one-out baseline centres each group
+
+
 def test_resume_continues_the_same_run(tiny_policy, tmp_path):
     probs = toy_problems(4)
     straight = tmp_path / "straight"

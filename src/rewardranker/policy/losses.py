@@ -30,6 +30,22 @@ def kl_shaped_rewards(scores, logp, ref_logp, mask, kl_coef: float):
     return rewards, kl
 
 
+def leave_one_out_baseline(scores, groups: list):
+    """Each score minus the mean of the other scores of its group (RLOO; Ahmadian et al. 2024): (B,) -> (B,).
+
+    `groups` names each score's group (e.g. its prompt); a score alone in its group keeps its value.
+    """
+    import torch
+
+    ids = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    index = torch.tensor([ids[g] for g in groups], device=scores.device)
+    sums = torch.zeros(len(ids), device=scores.device).index_add(0, index, scores)
+    counts = torch.zeros(len(ids), device=scores.device).index_add(0, index, torch.ones_like(scores))
+    others = (counts[index] - 1).clamp(min=1)
+    baseline = (sums[index] - scores) / others
+    return torch.where(counts[index] > 1, scores - baseline, scores)
+
+
 def gae(rewards, values, mask, gamma: float, lam: float):
     """Generalised advantage estimation (Schulman et al. 2016, eq. 16): returns (advantages, returns), (B, T)."""
     import torch

@@ -21,6 +21,7 @@ from rewardranker.policy.losses import (
     entropy,
     gae,
     kl_shaped_rewards,
+    leave_one_out_baseline,
     masked_mean,
     masked_whiten,
     policy_loss,
@@ -59,6 +60,15 @@ class PPOConfig:
                                                                          "(when no reward_fn is passed)"})
     exec_reward_weight: float = field(default=0.0, metadata={"help": "add this times pass/fail (1/0) from "
                                                                       "executing the completion (ablation)"})
+    reward_shaping: str = field(default="none", metadata={"help": "none: the raw score; preference: "
+                                                          "sigmoid(score - score of the problem's reference "
+                                                          "solution), bounded so a reward-model blind spot "
+                                                          "cannot pay more than matching the reference (PAR, "
+                                                          "Fu et al. 2025)"})
+    baseline: str = field(default="none", metadata={"help": "none: the value head alone; group: also subtract "
+                                                    "the mean (shaped) score of the prompt's other samples "
+                                                    "(RLOO), which removes each problem's score offset; "
+                                                    "needs samples_per_prompt > 1"})
     # model and bookkeeping
     lora: bool = field(default=False, metadata={"help": "train LoRA adapters; the reference is the base"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
@@ -81,6 +91,13 @@ class PPOConfig:
             raise ConfigError("gamma" if not 0 <= self.gamma <= 1 else "lam", "must be in [0, 1]")
         if self.precision not in PRECISIONS:
             raise ConfigError("precision", f"= {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.reward_shaping not in ("none", "preference"):
+            raise ConfigError("reward_shaping", f"= {self.reward_shaping!r} is not one of none, preference")
+        if self.baseline not in ("none", "group"):
+            raise ConfigError("baseline", f"= {self.baseline!r} is not one of none, group")
+        if self.baseline == "group" and self.samples_per_prompt < 2:
+            raise ConfigError("baseline", "= 'group' needs samples_per_prompt >= 2 (a prompt's other samples "
+                                          "are its baseline)")
 
 
 # --------------------------------------------------------------------------- policy with a value head
@@ -174,16 +191,17 @@ def ppo_step(run: SimpleNamespace, batch: list[Problem], reward_fn: RewardFn, st
         stream = "rollout" if run.acc.process_index == 0 else f"rollout-{run.acc.process_index}"
         ro = rollout(run.acc.unwrap_model(run.model).lm, run.tok, batch, cfg, _seed(cfg.seed, stream, step))
         scores = _scores(reward_fn, batch, ro["texts"], ro["mask"].device)  # (B,)
+        shaped = shape_scores(run, batch, scores, reward_fn)
         old_logp, old_values, logits = response_stats(run.model, ro["input_ids"], ro["attention_mask"],
                                                       ro["n_prompt"], cfg.temperature)
         ent = masked_mean(entropy(logits), ro["mask"]).item()
         del logits
-        rewards, kl = kl_shaped_rewards(scores, old_logp, _ref_logprobs(run, ro), ro["mask"], cfg.kl_coef)
+        rewards, kl = kl_shaped_rewards(shaped, old_logp, _ref_logprobs(run, ro), ro["mask"], cfg.kl_coef)
         adv, returns = gae(rewards, old_values, ro["mask"], cfg.gamma, cfg.lam)
         adv = masked_whiten(adv, ro["mask"])
     stats = _update(run, ro, old_logp, old_values, adv, returns, step)
     return {"step": step + 1, "reward": scores.mean().item(), "reward_std": scores.std().item() if len(batch) > 1 else 0.0,
-            "kl": kl.sum(1).mean().item(), "entropy": ent, "response_len": ro["mask"].sum(1).mean().item(), **stats}
+            "shaped_reward": shaped.mean().item(), "kl": kl.sum(1).mean().item(), "entropy": ent, "response_len": ro["mask"].sum(1).mean().item(), **stats}
 
 
 def _scores(reward_fn: RewardFn, batch: list[Problem], texts: list[str], device):
@@ -197,6 +215,33 @@ def _scores(reward_fn: RewardFn, batch: list[Problem], texts: list[str], device)
     if unjudged.any():
         rewards[unjudged] = rewards[~unjudged].mean() if (~unjudged).any() else 0.0
     return rewards
+
+
+def shape_scores(run: SimpleNamespace, batch: list[Problem], scores, reward_fn: RewardFn):
+    """The per-sequence reward PPO maximises: `cfg.reward_shaping` applied, then `cfg.baseline` subtracted."""
+    import torch
+
+    if run.cfg.reward_shaping == "preference":
+        reference = torch.tensor(_reference_scores(run, batch, reward_fn), dtype=scores.dtype, device=scores.device)
+        scores = torch.sigmoid(scores - reference)
+    if run.cfg.baseline == "group":
+        scores = leave_one_out_baseline(scores, [p.key for p in batch])
+    return scores
+
+
+def _reference_scores(run: SimpleNamespace, batch: list[Problem], reward_fn: RewardFn) -> list[float]:
+    """The reward of each problem's reference solution, scored once per problem and kept for the run."""
+    cache = run.reference_scores
+    new = [p for p in {p.key: p for p in batch}.values() if p.key not in cache]
+    lacking = [p for p in new if not p.canonical_solution]
+    if lacking:
+        raise ConfigError("reward_shaping", f"= 'preference' needs a reference solution, and problem "
+                                            f"{lacking[0].problem_id} ({lacking[0].language}) from "
+                                            f"{lacking[0].source or 'its loader'} has none")
+    if new:
+        got = reward_fn([p.prompt for p in new], [truncate(p.canonical_solution, p.stop_tokens) for p in new])
+        cache.update({p.key: float(r) for p, r in zip(new, got)})
+    return [cache[p.key] for p in batch]
 
 
 def _ref_logprobs(run: SimpleNamespace, ro: dict):
@@ -330,7 +375,8 @@ def _setup(cfg: PPOConfig, policy_dir: str, out_dir: Path) -> SimpleNamespace:
     start = _restore(model, opt, out_dir / "checkpoint")
     model, opt = acc.prepare(model, opt)
     model.eval()  # no dropout: rollout, old log-probs and the update must all see one policy
-    return SimpleNamespace(cfg=cfg, acc=acc, model=model, ref=ref, tok=tok, opt=opt, start=start, out_dir=out_dir)
+    return SimpleNamespace(cfg=cfg, acc=acc, model=model, ref=ref, tok=tok, opt=opt, start=start, out_dir=out_dir,
+                           reference_scores={})
 
 
 def _trainable_state(model) -> dict:
