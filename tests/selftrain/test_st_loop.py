@@ -33,7 +33,8 @@ TINY = {
     "sft": {"max_steps": 12, "batch_size": 8, "learning_rate": 0.003, "max_length": 160, "precision": "fp32",
             "logging_steps": 4},
     "ppo": {"steps": 2, "batch_size": 4, "minibatch_size": 4, "ppo_epochs": 1, "max_new_tokens": 24,
-            "precision": "fp32", "save_every": 100},
+            "precision": "fp32", "save_every": 100, "samples_per_prompt": 2, "baseline": "group",
+            "reward_shaping": "preference"},  # the default config's PPO reward
     "reward": {"max_steps": 3, "batch_size": 4, "max_length": 128, "consensus": "tfidf", "bf16": False,
                "train_top_layers": -1, "lr": 0.001},
     "execution": {"workers": 2},
