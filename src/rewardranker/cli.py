@@ -440,6 +440,13 @@ def ppo_cmd(
     exec_reward_weight: Annotated[Optional[float], typer.Option(
         help="add this times pass/fail from executing each completion (ablation) [default: 0]")] = None,
     lora: Annotated[Optional[bool], typer.Option(help="train LoRA adapters; reference = adapters off")] = None,
+    samples_per_prompt: Annotated[Optional[int], typer.Option(help="completions per prompt [default: 1]")] = None,
+    reward_shaping: Annotated[Optional[str], typer.Option(
+        help="none, or preference: sigmoid(score - the reference solution's score), so a reward-model blind "
+             "spot pays at most 1 [default: none]")] = None,
+    baseline: Annotated[Optional[str], typer.Option(
+        help="none, or group: subtract the mean reward of the prompt's other samples (needs "
+             "--samples-per-prompt >= 2) [default: none]")] = None,
 ) -> None:
     """PPO of the policy against the reward model's score of each decoded completion, with a KL penalty."""
     with user_errors():
@@ -448,7 +455,9 @@ def ppo_cmd(
         from rewardranker.problems import load_problems
 
         cfg = config_from_yaml(PPOConfig, config, steps=steps, batch_size=batch_size, kl_coef=kl_coef, lora=lora,
-                               exec_reward_weight=exec_reward_weight, reward_model_dir=str(reward_model))
+                               exec_reward_weight=exec_reward_weight, reward_model_dir=str(reward_model),
+                               samples_per_prompt=samples_per_prompt, reward_shaping=reward_shaping,
+                               baseline=baseline)
         console.print(f"wrote {run_ppo(cfg, policy, None, load_problems(problems), out)}")
 
 

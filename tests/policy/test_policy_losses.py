@@ -123,7 +123,7 @@ def test_preference_shaping_bounds_a_blind_spot_and_scores_each_reference_once()
     """A program the RM over-scores by 100 earns at most 1, a program matching its reference earns 0.5."""
     from types import SimpleNamespace
 
-    from rewardranker.policy.ppo import shape_scores
+    from rewardranker.policy.ppo import check_references, shape_scores
     from rewardranker.records import Problem
 
     calls = []
@@ -140,6 +140,5 @@ def test_preference_shaping_bounds_a_blind_spot_and_scores_each_reference_once()
     assert torch.allclose(got, torch.tensor([0.5, -0.5, 0.0, 0.0]), atol=1e-4)  # sigmoid(100) - sigmoid(0)
     shape_scores(run, [a, b], torch.tensor([0.0, 0.0]), reward_fn)
     assert calls == [["    return 1\n", "    return 2\n"]]  # references scored once per run
-    run.reference_scores.clear()
     with pytest.raises(ConfigError, match="problem c .*has none"):
-        shape_scores(run, [Problem("c", "py", "def c():\n", "")], torch.tensor([0.0]), reward_fn)
+        check_references(run.cfg, [a, Problem("c", "py", "def c():\n", "")])

@@ -116,3 +116,9 @@ def test_ppo_command_scores_with_a_saved_reward_model(tiny_policy, tmp_path):
     log = read_jsonl(tmp_path / "ppo" / "ppo_log.jsonl")
     assert len(log) == 2 and all(isinstance(r["reward"], float) for r in log)
     assert (tmp_path / "ppo" / "policy" / "model.safetensors").exists()
+    base = ["ppo", "--policy", str(tiny_policy), "--reward-model", str(rm_dir), "--problems", str(probs)]
+    res = CliRunner().invoke(app, base + ["--out", str(tmp_path / "shaped"), "--reward-shaping", "preference"])
+    assert res.exit_code == 1 and "reward_shaping" in res.output and "p.jsonl:1" in res.output  # no reference
+    assert not (tmp_path / "shaped").exists()  # refused before any model loads
+    res = CliRunner().invoke(app, base + ["--out", str(tmp_path / "group"), "--baseline", "group"])
+    assert res.exit_code == 1 and "samples_per_prompt >= 2" in res.output

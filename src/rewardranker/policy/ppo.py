@@ -233,15 +233,21 @@ def _reference_scores(run: SimpleNamespace, batch: list[Problem], reward_fn: Rew
     """The reward of each problem's reference solution, scored once per problem and kept for the run."""
     cache = run.reference_scores
     new = [p for p in {p.key: p for p in batch}.values() if p.key not in cache]
-    lacking = [p for p in new if not p.canonical_solution]
-    if lacking:
-        raise ConfigError("reward_shaping", f"= 'preference' needs a reference solution, and problem "
-                                            f"{lacking[0].problem_id} ({lacking[0].language}) from "
-                                            f"{lacking[0].source or 'its loader'} has none")
     if new:
         got = reward_fn([p.prompt for p in new], [truncate(p.canonical_solution, p.stop_tokens) for p in new])
         cache.update({p.key: float(r) for p, r in zip(new, got)})
     return [cache[p.key] for p in batch]
+
+
+def check_references(cfg: PPOConfig, problems: list[Problem]) -> None:
+    """Preference shaping compares with each problem's reference solution: refuse, before any model loads, a
+    problem without one."""
+    lacking = [p for p in problems if not p.canonical_solution]
+    if cfg.reward_shaping == "preference" and lacking:
+        raise ConfigError("reward_shaping", f"= 'preference' needs a reference solution, and problem "
+                                            f"{lacking[0].problem_id} ({lacking[0].language}) from "
+                                            f"{lacking[0].source or 'its loader'} has none "
+                                            f"({len(lacking)} of {len(problems)} lack one)")
 
 
 def _ref_logprobs(run: SimpleNamespace, ro: dict):
@@ -316,6 +322,7 @@ def run_ppo(cfg: PPOConfig, policy_dir: str, reward_fn: RewardFn | None, problem
     if not problems:
         raise RewardRankerError("PPO needs at least one problem")
     out_dir = Path(out_dir)
+    check_references(cfg, problems)
     reward_fn = build_reward_fn(cfg, reward_fn, problems)
     main = _is_main()
     if main:
