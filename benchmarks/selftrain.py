@@ -267,9 +267,7 @@ def _cell(stat: dict[str, Any]) -> str:
 
 def measured_meta(previous: Path, seeds: list[int]) -> dict[str, Any]:
     """Load, wall and CPU of the run that produced `previous` (same seeds), for a `--no-run` re-aggregation."""
-    if not previous.exists():
-        return {"load_before": "not measured (--no-run)", "load_after": "not measured (--no-run)"}
-    meta = json.loads(previous.read_text(encoding="utf-8"))["meta"]
+    meta = json.loads(previous.read_text(encoding="utf-8"))["meta"] if previous.exists() else {}
     if meta.get("seeds") != seeds:
         return {"load_before": "not measured (--no-run)", "load_after": "not measured (--no-run)"}
     return {k: meta[k] for k in ("load_before", "load_after", "wall_s", "cpu_s", "commit") if k in meta}

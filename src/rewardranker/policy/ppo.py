@@ -200,8 +200,9 @@ def ppo_step(run: SimpleNamespace, batch: list[Problem], reward_fn: RewardFn, st
         adv, returns = gae(rewards, old_values, ro["mask"], cfg.gamma, cfg.lam)
         adv = masked_whiten(adv, ro["mask"])
     stats = _update(run, ro, old_logp, old_values, adv, returns, step)
-    return {"step": step + 1, "reward": scores.mean().item(), "reward_std": scores.std().item() if len(batch) > 1 else 0.0,
-            "shaped_reward": shaped.mean().item(), "kl": kl.sum(1).mean().item(), "entropy": ent, "response_len": ro["mask"].sum(1).mean().item(), **stats}
+    return {"step": step + 1, "reward": scores.mean().item(),
+            "reward_std": scores.std().item() if len(batch) > 1 else 0.0, "shaped_reward": shaped.mean().item(),
+            "kl": kl.sum(1).mean().item(), "entropy": ent, "response_len": ro["mask"].sum(1).mean().item(), **stats}
 
 
 def _scores(reward_fn: RewardFn, batch: list[Problem], texts: list[str], device):
@@ -242,8 +243,10 @@ def _reference_scores(run: SimpleNamespace, batch: list[Problem], reward_fn: Rew
 def check_references(cfg: PPOConfig, problems: list[Problem]) -> None:
     """Preference shaping compares with each problem's reference solution: refuse, before any model loads, a
     problem without one."""
+    if cfg.reward_shaping != "preference":
+        return
     lacking = [p for p in problems if not p.canonical_solution]
-    if cfg.reward_shaping == "preference" and lacking:
+    if lacking:
         raise ConfigError("reward_shaping", f"= 'preference' needs a reference solution, and problem "
                                             f"{lacking[0].problem_id} ({lacking[0].language}) from "
                                             f"{lacking[0].source or 'its loader'} has none "
