@@ -438,7 +438,8 @@ def ppo_cmd(
     batch_size: Annotated[Optional[int], typer.Option(help="prompts per iteration [default: 16]")] = None,
     kl_coef: Annotated[Optional[float], typer.Option(help="KL penalty to the reference [default: 0.05]")] = None,
     exec_reward_weight: Annotated[Optional[float], typer.Option(
-        help="add this times pass/fail from executing each completion (ablation) [default: 0]")] = None,
+        help="add this times pass/fail from executing each completion against its problem's tests, after "
+             "--reward-shaping [default: 0]")] = None,
     lora: Annotated[Optional[bool], typer.Option(help="train LoRA adapters; reference = adapters off")] = None,
     samples_per_prompt: Annotated[Optional[int], typer.Option(help="completions per prompt [default: 1]")] = None,
     reward_shaping: Annotated[Optional[str], typer.Option(

@@ -142,3 +142,19 @@ def test_preference_shaping_bounds_a_blind_spot_and_scores_each_reference_once()
     assert calls == [["    return 1\n", "    return 2\n"]]  # references scored once per run
     with pytest.raises(ConfigError, match="problem c .*has none"):
         check_references(run.cfg, [a, Problem("c", "py", "def c():\n", "")])
+
+
+def test_execution_verdict_is_added_after_shaping_so_a_pass_outweighs_any_blind_spot():
+    """With weight 1, a passing program the RM scores at its reference (0.5 + 1) beats a failing one the RM
+    over-scores by 100 (at most 1): the verdict is not squashed inside the sigmoid."""
+    from types import SimpleNamespace
+
+    from rewardranker.policy.ppo import shape_scores
+    from rewardranker.records import Problem
+
+    a = Problem("a", "py", "def a():\n", "", canonical_solution="    return 1\n")
+    run = SimpleNamespace(cfg=PPOConfig(reward_shaping="preference", baseline="group", samples_per_prompt=2,
+                                        exec_reward_weight=1.0), reference_scores={})
+    got = shape_scores(run, [a, a], torch.tensor([100.0, 0.0]), lambda prompts, texts: [0.0] * len(texts),
+                       passed=torch.tensor([0.0, 1.0]))
+    assert torch.allclose(got, torch.tensor([-0.5, 0.5]), atol=1e-4)  # (1 - 1.5), (1.5 - 1)

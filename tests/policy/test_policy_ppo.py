@@ -54,6 +54,24 @@ def test_bounded_reward_with_a_group_baseline_still_climbs(tiny_policy, tmp_path
     assert all(abs(r["shaped_reward"]) < 1e-5 for r in log)  # a leave-one-out baseline centres each group
 
 
+def test_execution_reward_alone_drives_the_policy_and_is_logged(tiny_policy, tmp_path, monkeypatch):
+    """exec_reward_weight: the verdicts (here a stand-in executor: 'passes' when the completion holds a digit)
+    are added to the shaped RM score, drive the update when the RM is flat, and are logged as pass_rate."""
+    from rewardranker.policy import ppo
+
+    def fake_executor(problems):
+        return lambda prompts, comps: [float(any(ch.isdigit() for ch in c)) for c in comps]
+
+    monkeypatch.setattr(ppo, "execution_reward_fn", fake_executor)
+    probs = [replace(p, stop_tokens=()) for p in toy_problems(8)]
+    cfg = _cfg(batch_size=8, samples_per_prompt=4, minibatch_size=16, reward_shaping="preference",
+               baseline="group", exec_reward_weight=1.0)
+    run_ppo(cfg, str(tiny_policy), lambda prompts, comps: [0.0] * len(comps), probs, tmp_path / "ppo",
+            progress=False)
+    log = read_jsonl(tmp_path / "ppo" / "ppo_log.jsonl")
+    first, last = sum(r["pass_rate"] for r in log[:5]) / 5, sum(r["pass_rate"] for r in log[-5:]) / 5
+    assert last > first + 0.1, (first, last)
+
 def test_resume_continues_the_same_run(tiny_policy, tmp_path):
     probs = toy_problems(4)
     straight = tmp_path / "straight"

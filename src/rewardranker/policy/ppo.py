@@ -59,7 +59,9 @@ class PPOConfig:
     reward_model_dir: str | None = field(default=None, metadata={"help": "trained reward model folder "
                                                                          "(when no reward_fn is passed)"})
     exec_reward_weight: float = field(default=0.0, metadata={"help": "add this times pass/fail (1/0) from "
-                                                                      "executing the completion (ablation)"})
+                                                                      "executing the completion against its "
+                                                                      "problem's tests (strict verdict rule), "
+                                                                      "after reward_shaping, before the baseline"})
     reward_shaping: str = field(default="none", metadata={"help": "none: the raw score; preference: "
                                                           "sigmoid(score - score of the problem's reference "
                                                           "solution), bounded so a reward-model blind spot "
@@ -191,7 +193,8 @@ def ppo_step(run: SimpleNamespace, batch: list[Problem], reward_fn: RewardFn, st
         stream = "rollout" if run.acc.process_index == 0 else f"rollout-{run.acc.process_index}"
         ro = rollout(run.acc.unwrap_model(run.model).lm, run.tok, batch, cfg, _seed(cfg.seed, stream, step))
         scores = _scores(reward_fn, batch, ro["texts"], ro["mask"].device)  # (B,)
-        shaped = shape_scores(run, batch, scores, reward_fn)
+        passed = _scores(run.exec_fn, batch, ro["texts"], ro["mask"].device) if run.exec_fn else None
+        shaped = shape_scores(run, batch, scores, reward_fn, passed)
         old_logp, old_values, logits = response_stats(run.model, ro["input_ids"], ro["attention_mask"],
                                                       ro["n_prompt"], cfg.temperature)
         ent = masked_mean(entropy(logits), ro["mask"]).item()
@@ -202,7 +205,8 @@ def ppo_step(run: SimpleNamespace, batch: list[Problem], reward_fn: RewardFn, st
     stats = _update(run, ro, old_logp, old_values, adv, returns, step)
     return {"step": step + 1, "reward": scores.mean().item(),
             "reward_std": scores.std().item() if len(batch) > 1 else 0.0, "shaped_reward": shaped.mean().item(),
-            "kl": kl.sum(1).mean().item(), "entropy": ent, "response_len": ro["mask"].sum(1).mean().item(), **stats}
+            "kl": kl.sum(1).mean().item(), "entropy": ent, "response_len": ro["mask"].sum(1).mean().item(),
+            **({"pass_rate": passed.mean().item()} if passed is not None else {}), **stats}
 
 
 def _scores(reward_fn: RewardFn, batch: list[Problem], texts: list[str], device):
@@ -218,13 +222,17 @@ def _scores(reward_fn: RewardFn, batch: list[Problem], texts: list[str], device)
     return rewards
 
 
-def shape_scores(run: SimpleNamespace, batch: list[Problem], scores, reward_fn: RewardFn):
-    """The per-sequence reward PPO maximises: `cfg.reward_shaping` applied, then `cfg.baseline` subtracted."""
+def shape_scores(run: SimpleNamespace, batch: list[Problem], scores, reward_fn: RewardFn, passed=None):
+    """The per-sequence reward PPO maximises: `cfg.reward_shaping` applied to the RM scores, plus
+    `cfg.exec_reward_weight` times the execution verdicts `passed` (1/0) when given, then `cfg.baseline`
+    subtracted."""
     import torch
 
     if run.cfg.reward_shaping == "preference":
         reference = torch.tensor(_reference_scores(run, batch, reward_fn), dtype=scores.dtype, device=scores.device)
         scores = torch.sigmoid(scores - reference)
+    if passed is not None:
+        scores = scores + run.cfg.exec_reward_weight * passed
     if run.cfg.baseline == "group":
         scores = leave_one_out_baseline(scores, [p.key for p in batch])
     return scores
@@ -331,6 +339,7 @@ def run_ppo(cfg: PPOConfig, policy_dir: str, reward_fn: RewardFn | None, problem
     if main:
         _check_same_run(cfg, policy_dir, problems, out_dir)
     run = _setup(cfg, policy_dir, out_dir)
+    run.exec_fn = execution_reward_fn(problems) if cfg.exec_reward_weight > 0 else None
     writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=run.start + 1) if main else None
     with Progress(disable=not (progress and main)) as bar:
         task = bar.add_task("PPO", total=cfg.steps, completed=run.start)
@@ -386,7 +395,7 @@ def _setup(cfg: PPOConfig, policy_dir: str, out_dir: Path) -> SimpleNamespace:
     model, opt = acc.prepare(model, opt)
     model.eval()  # no dropout: rollout, old log-probs and the update must all see one policy
     return SimpleNamespace(cfg=cfg, acc=acc, model=model, ref=ref, tok=tok, opt=opt, start=start, out_dir=out_dir,
-                           reference_scores={})
+                           reference_scores={}, exec_fn=None)
 
 
 def _trainable_state(model) -> dict:
@@ -493,14 +502,12 @@ def plot_rewards(log_path: Path, png: Path) -> Path:
 
 
 def build_reward_fn(cfg: PPOConfig, reward_fn: RewardFn | None, problems: list[Problem]) -> RewardFn:
-    """The given reward function, or the RM in `cfg.reward_model_dir`; plus the execution reward if weighted."""
+    """The given reward function, or the RM in `cfg.reward_model_dir` (the execution reward is separate:
+    `shape_scores` adds it after the RM score is shaped, so a verdict is never squashed by the sigmoid)."""
     if reward_fn is None:
         if not cfg.reward_model_dir:
             raise ConfigError("reward_model_dir", "is unset and no reward function was given")
         reward_fn = reward_model_fn(cfg.reward_model_dir, problems)
-    if cfg.exec_reward_weight > 0:
-        base, exec_fn, w = reward_fn, execution_reward_fn(problems), cfg.exec_reward_weight
-        return lambda prompts, comps: [r + w * e for r, e in zip(base(prompts, comps), exec_fn(prompts, comps))]
     return reward_fn
 
 
