@@ -158,3 +158,18 @@ def test_execution_verdict_is_added_after_shaping_so_a_pass_outweighs_any_blind_
     got = shape_scores(run, [a, a], torch.tensor([100.0, 0.0]), lambda prompts, texts: [0.0] * len(texts),
                        passed=torch.tensor([0.0, 1.0]))
     assert torch.allclose(got, torch.tensor([-0.5, 0.5]), atol=1e-4)  # (1 - 1.5), (1.5 - 1)
+
+
+def test_an_unjudged_program_earns_no_execution_reward(monkeypatch):
+    """A program that crashes its sandbox (InfraError) must not be paid more than one that fails: both earn 0."""
+    from types import SimpleNamespace
+
+    from rewardranker.execution import runner
+    from rewardranker.policy.ppo import execution_reward_fn
+    from rewardranker.records import Problem
+
+    verdicts = [SimpleNamespace(status="OK", passed=True), SimpleNamespace(status="Exception", passed=False),
+                SimpleNamespace(status="InfraError", passed=False)]
+    monkeypatch.setattr(runner, "execute", lambda problems, samples, cfg, progress: verdicts)
+    a = Problem("a", "py", "def a():\n", "", canonical_solution="    return 1\n")
+    assert execution_reward_fn([a])([a.prompt] * 3, ["x", "y", "z"]) == [1.0, 0.0, 0.0]

@@ -536,15 +536,16 @@ def reward_model_fn(model_dir: str, problems: list[Problem]) -> RewardFn:
 
 
 def execution_reward_fn(problems: list[Problem]) -> RewardFn:
-    """1.0 when the completion passes its problem's tests, else 0.0 (sandboxed executor); NaN for an InfraError
-    (never judged: `_scores` gives it the batch's mean reward, so it neither rewards nor punishes the policy)."""
+    """1.0 when the completion passes its problem's tests, else 0.0 (sandboxed executor, strict verdict rule).
+
+    An InfraError (never judged) also earns 0.0: a program that learns to crash its sandbox must not be paid more
+    than one that fails, so an unjudged program is never rewarded as a partial pass."""
     from rewardranker.execution.runner import ExecutionConfig, execute
 
     cfg = ExecutionConfig(verdict_rule="strict")  # a policy optimised against exit codes learns to exit early
 
     def passed(prompts: list[str], completions: list[str]) -> list[float]:
         used, samples = _as_samples(problems, prompts, completions)
-        return [float("nan") if v.status == "InfraError" else float(v.passed)
-                for v in execute(used, samples, cfg, progress=False)]
+        return [float(v.passed) for v in execute(used, samples, cfg, progress=False)]
 
     return passed
