@@ -395,7 +395,7 @@ def _setup(cfg: PPOConfig, policy_dir: str, out_dir: Path) -> SimpleNamespace:
     model, opt = acc.prepare(model, opt)
     model.eval()  # no dropout: rollout, old log-probs and the update must all see one policy
     return SimpleNamespace(cfg=cfg, acc=acc, model=model, ref=ref, tok=tok, opt=opt, start=start, out_dir=out_dir,
-                           reference_scores={}, exec_fn=None)
+                           reference_scores={})
 
 
 def _trainable_state(model) -> dict:
