@@ -166,11 +166,8 @@ def mean_sd(values: list[float | None]) -> dict[str, float | None]:
 
 def pooled_units(dirs: dict[tuple, Path], seeds: list[int], arm: str, k: int,
                  language: str | None = None) -> dict[str, dict[str, mech.Units]]:
-    """Per table and statistic, the per-problem units summed over seeds."""
-    per_seed = [mech.tables(dirs[(s, arm)], k) for s in seeds]
-    names = set.intersection(*(set(t) for t in per_seed))
-    return {name: {stat: mech.pool(mech.units(t[name], stat, language) for t in per_seed) for stat in mech.STATS}
-            for name in names}
+    """Per table and statistic, the per-problem units of one arm summed over seeds."""
+    return mech.pooled_units([dirs[(s, arm)] for s in seeds], k, language)
 
 
 def aggregate(dirs: dict[tuple, Path], seeds: list[int], arms: list[str], iterations: int) -> dict[str, Any]:

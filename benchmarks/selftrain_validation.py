@@ -7,6 +7,9 @@ stage their settings cannot change (the SFT model always, and whatever precedes 
     .venv/bin/python benchmarks/selftrain_validation.py --iterations 0 \
         --variant rm1:reward.epochs=1 --variant rm4:reward.epochs=4
 
+`--seeds 0 1 2` runs every variant with each seed and adds a table pooled over seeds, each variant paired
+by problem against the first one (one seed's validation run is too noisy to choose a setting on).
+
 `--sft-from RUN_DIR` reuses that run's SFT model (e.g. the default run's, trained on all training problems:
 then the validation problems' reference solutions were seen by SFT, which inflates their sampled pass@1; the
 comparison between variants stays on problems no reward model or PPO run trained on). Writes
@@ -25,6 +28,7 @@ from typing import Any
 import yaml
 
 from rewardranker.selftrain import SelfTrainConfig, packaged_config, plan, run_selftrain
+from rewardranker.selftrain import mechanism as mech
 from rewardranker.selftrain.config import parse_overrides, resolve_extends
 from rewardranker.selftrain.loop import share_stages
 
@@ -33,6 +37,8 @@ FIRST_AFFECTED = {"reward": "iter_0/reward", "ppo": "iter_1/ppo", "generation": 
                   "samples_per_problem": "iter_0/sample"}
 SHOWN = ["sampled_pass@1", "reranked_pass@1", "rm_pairwise_acc", "rm_auroc_within", "exploitation",
          "robust_ranked_pass@1", "robust_pairwise_acc", "sampled_vs_sft"]
+POOLED = ["sampled_pass@1", "sampled_vs_sft", "sampled_vs_first", "reranked_pass@1", "reranked_vs_first",
+          "reranked_vs_iter0", "exploitation", "robust_ranked_pass@1"]
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
@@ -58,12 +64,77 @@ def _cell(v: Any) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def variant_configs(base: dict[str, Any], path: Path, texts: list[str], seed: int) -> list[tuple[str, dict, SelfTrainConfig]]:
+    """(name, settings, config) of every variant, for one seed."""
+    out = []
+    for text in texts:
+        name, sets = parse_variant(text)
+        obj = json.loads(json.dumps(base))
+        obj["seed"] = seed
+        for key, value in sets.items():
+            obj[key] = {**obj.get(key, {}), **value} if isinstance(value, dict) else value
+        out.append((name, sets, SelfTrainConfig.from_dict(obj, path)))
+    return out
+
+
+def run_variants(variants: list[tuple[str, dict, SelfTrainConfig]], runs: Path, sft_from: Path | None) -> None:
+    """Run each variant in `runs/NAME`, the later ones sharing what they can with the first."""
+    first_dir = None
+    for name, sets, cfg in variants:
+        run_dir = runs / name
+        if first_dir is not None:
+            share_stages(first_dir, run_dir, shareable(cfg, sets))
+        elif sft_from is not None:
+            share_stages(sft_from, run_dir, ["iter_0/sft"])
+        t0 = time.perf_counter()
+        print(f"== variant {name} seed {cfg.seed} {sets}: {run_dir}", flush=True)
+        run_selftrain(cfg, run_dir, capture=True, log=lambda line: print(line, flush=True))
+        print(f"   {time.perf_counter() - t0:.0f} s wall, load average {os.getloadavg()[0]:.1f}", flush=True)
+        first_dir = first_dir or run_dir
+
+
+def pooled_rows(dirs: list[Path], iterations: int, reference: list[Path]) -> list[dict[str, Any]]:
+    """Per iteration: the chain metrics pooled over seeds, and the paired difference from the reference variant."""
+    rows = []
+    for k in range(iterations + 1):
+        u, ref = mech.pooled_units(dirs, k), mech.pooled_units(reference, k)
+        row = {"iteration": k, **mech.chain_metrics(u)}
+        for stat, key in (("sampled", "sampled_vs_first"), ("ranked", "reranked_vs_first")):
+            row[key] = mech.paired_diff(u["cur"][stat], ref["cur"][stat])
+        rows.append(row)
+    return rows
+
+
+def markdown(results: dict[str, Any], seeds: list[int], sft_from: Path | None) -> str:
+    problems = next(iter(results.values()))["seeds"][0]["iterations"][0]["problems"]
+    lines = ["# Self-training settings on the validation split (procedural:fit -> procedural:validation)", "",
+             (f"SFT from: {sft_from or 'trained on fit'}; {problems} validation problems; seeds {seeds}; percent; "
+             "[95% paired bootstrap interval over problems]."), "",
+             "| variant | settings | seed | iteration | " + " | ".join(SHOWN) + " |", "|---" * (len(SHOWN) + 4) + "|"]
+    for name, r in results.items():
+        for per_seed in r["seeds"]:
+            for row in per_seed["iterations"]:
+                lines.append(f"| {name} | {json.dumps(r['settings'])} | {per_seed['seed']} | {row['iteration']} | "
+                             + " | ".join(_cell(row.get(k)) for k in SHOWN) + " |")
+    if len(seeds) > 1:
+        first = next(iter(results))
+        lines += ["", f"Seeds pooled (problem × seed units; differences paired by problem, against `{first}`):", "",
+                  "| variant | iteration | " + " | ".join(POOLED) + " |", "|---" * (len(POOLED) + 2) + "|"]
+        for name, r in results.items():
+            for row in r["pooled"]:
+                lines.append(f"| {name} | {row['iteration']} | " + " | ".join(_cell(row.get(k)) for k in POOLED) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="default")
     ap.add_argument("--variant", action="append", required=True, help="NAME:key=value,section.key=value")
     ap.add_argument("--iterations", type=int, default=1)
     ap.add_argument("--set", dest="sets", default="", help="settings common to every variant: key=value,...")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="run every variant with each seed (run dirs RUNS/seedS/NAME) and pool them; "
+                         "default: the config's seed, run dirs RUNS/NAME")
     ap.add_argument("--sft-from", type=Path, default=None, help="take iter_0/sft from this run directory")
     ap.add_argument("--runs", type=Path, default=Path("runs/validation-selftrain"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -74,35 +145,21 @@ def main() -> None:
                 iterations=args.iterations, max_eval_problems=0)
     for key, value in parse_variant("common:" + args.sets)[1].items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    results, first_dir = {}, None
-    for text in args.variant:
-        name, sets = parse_variant(text)
-        obj = json.loads(json.dumps(base))
-        for key, value in sets.items():
-            obj[key] = {**obj.get(key, {}), **value} if isinstance(value, dict) else value
-        cfg = SelfTrainConfig.from_dict(obj, path)
-        run_dir = args.runs / name
-        if first_dir is not None:
-            share_stages(first_dir, run_dir, shareable(cfg, sets))
-        elif args.sft_from is not None:
-            share_stages(args.sft_from, run_dir, ["iter_0/sft"])
-        t0 = time.perf_counter()
-        print(f"== variant {name} {sets}: {run_dir}", flush=True)
-        run_selftrain(cfg, run_dir, capture=True, log=lambda line: print(line, flush=True))
-        print(f"   {time.perf_counter() - t0:.0f} s wall, load average {os.getloadavg()[0]:.1f}", flush=True)
-        first_dir = first_dir or run_dir
-        rows = [json.loads((run_dir / f"iter_{k}/metrics/metrics.json").read_text())
-                for k in range(args.iterations + 1)]
-        results[name] = {"settings": sets, "iterations": rows}
-    lines = ["# Self-training settings on the validation split (procedural:fit -> procedural:validation)", "",
-             (f"SFT from: {args.sft_from or 'trained on fit'}; {results[next(iter(results))]['iterations'][0]['problems']}"
-             " validation problems; percent; [95% paired bootstrap interval]."), "",
-             "| variant | settings | iteration | " + " | ".join(SHOWN) + " |", "|---" * (len(SHOWN) + 3) + "|"]
-    for name, r in results.items():
-        for row in r["iterations"]:
-            lines.append(f"| {name} | {json.dumps(r['settings'])} | {row['iteration']} | "
-                         + " | ".join(_cell(row.get(k)) for k in SHOWN) + " |")
-    text = "\n".join(lines) + "\n"
+    seeds = args.seeds or [int(base.get("seed", 0))]
+    runs_of = {s: args.runs / f"seed{s}" if args.seeds else args.runs for s in seeds}
+    variants = {s: variant_configs(base, path, args.variant, s) for s in seeds}
+    for s in seeds:
+        run_variants(variants[s], runs_of[s], args.sft_from)
+    names = [name for name, _, _ in variants[seeds[0]]]
+    dirs = {name: [runs_of[s] / name for s in seeds] for name in names}
+    results = {}
+    for name, sets, _ in variants[seeds[0]]:
+        per_seed = [{"seed": s, "iterations": [json.loads((d / f"iter_{k}/metrics/metrics.json").read_text())
+                                               for k in range(args.iterations + 1)]}
+                    for s, d in zip(seeds, dirs[name])]
+        results[name] = {"settings": sets, "seeds": per_seed,
+                         "pooled": pooled_rows(dirs[name], args.iterations, dirs[names[0]])}
+    text = markdown(results, seeds, args.sft_from)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "selftrain_validation.md").write_text(text, encoding="utf-8")
     (args.out / "selftrain_validation.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

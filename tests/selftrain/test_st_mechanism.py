@@ -77,3 +77,26 @@ def test_pooled_candidates_show_an_rm_fooled_by_a_policy_that_never_passes():
     u = {"cur": mech.merge(fixed, sft), "prev": mech.merge(collapsed, sft)}
     assert mech.value(mech.units(u["prev"], "top1_fails")) == 100.0
     assert mech.value(mech.units(u["cur"], "ranked")) == 100.0
+
+
+def _write_run(run_dir, passed, scores):
+    """A run directory with iteration 0's held-out verdicts and RM_0 scores for one Python problem."""
+    import json
+
+    for sub, rows in (("eval_execute/verdicts.jsonl",
+                       [{"problem_id": "p", "sample_id": i, "language": "py", "status": "OK" if ok else "Exception",
+                         "passed": ok} for i, ok in enumerate(passed)]),
+                      ("eval_score/scores.jsonl",
+                       [{"problem_id": "p", "sample_id": i, "language": "py", "score": s} for i, s in enumerate(scores)])):
+        path = run_dir / "iter_0" / sub
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_pooled_units_sum_a_problem_over_run_directories(tmp_path):
+    _write_run(tmp_path / "seed0", [True, False], [0.9, 0.1])  # ranked top-1 passes
+    _write_run(tmp_path / "seed1", [True, False], [0.1, 0.9])  # ranked top-1 fails
+    u = mech.pooled_units([tmp_path / "seed0", tmp_path / "seed1"], 0)
+    assert set(u) == {"cur", "base"}
+    assert u["cur"]["ranked"][("py", "p")] == (1.0, 2.0)
+    assert mech.value(u["cur"]["sampled"]) == 50.0

@@ -164,6 +164,13 @@ def tables(run_dir: Path, k: int) -> dict[str, dict[str, ProblemCandidates]]:
     return out
 
 
+def pooled_units(run_dirs: Iterable[Path], k: int, language: str | None = None) -> dict[str, dict[str, Units]]:
+    """Iteration k's units per table and statistic, summed per problem over several runs (e.g. seeds)."""
+    per_run = [tables(d, k) for d in run_dirs]
+    names = set.intersection(*(set(t) for t in per_run))
+    return {name: {stat: pool(units(t[name], stat, language) for t in per_run) for stat in STATS} for name in names}
+
+
 def merge(a: dict[str, ProblemCandidates], b: dict[str, ProblemCandidates]) -> dict[str, ProblemCandidates]:
     """The candidates of both sets, per problem (problems in both only).
 
