@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--sft-from", type=Path, default=None, help="take iter_0/sft from this run directory")
     ap.add_argument("--runs", type=Path, default=Path("runs/validation-selftrain"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--no-run", action="store_true", help="only tabulate the finished runs")
     args = ap.parse_args()
     path = Path(args.config) if Path(args.config).suffix in (".yaml", ".yml") else packaged_config(args.config)
     base = resolve_extends(yaml.safe_load(path.read_text()) or {}, path)
@@ -148,7 +149,7 @@ def main() -> None:
     seeds = args.seeds or [int(base.get("seed", 0))]
     runs_of = {s: args.runs / f"seed{s}" if args.seeds else args.runs for s in seeds}
     variants = {s: variant_configs(base, path, args.variant, s) for s in seeds}
-    for s in seeds:
+    for s in [] if args.no_run else seeds:
         run_variants(variants[s], runs_of[s], args.sft_from)
     names = [name for name, _, _ in variants[seeds[0]]]
     dirs = {name: [runs_of[s] / name for s in seeds] for name in names}
