@@ -181,6 +181,8 @@ def aggregate(dirs: dict[tuple, Path], seeds: list[int], arms: list[str], iterat
             for key, _ in TABLE_METRICS:
                 entry[key] = mean_sd([_scalar(r[k].get(key)) for r in rows[arm]])
             entry["pooled"] = mech.chain_metrics(pooled_units(dirs, seeds, arm, k))
+            entry["status_shares"] = mech.status_shares(
+                dirs[(s, arm)] / f"iter_{k}/eval_execute/verdicts.jsonl" for s in seeds)
             langs = list(rows[arm][0][k]["per_language"])
             entry["per_language"] = {
                 lang: {key: mean_sd([_scalar(r[k]["per_language"][lang].get(key)) for r in rows[arm]])
@@ -303,6 +305,13 @@ def markdown(agg: dict[str, Any], meta: dict[str, Any], notes: list[str]) -> str
     lines += ["", "| within arm | reranked pass@1 | exploitation |", "|---|---|---|"]
     for name, d in agg["within_arm"].items():
         lines.append(f"| {name} | {fmt_diff(d['reranked_pass@1'])} | {fmt_diff(d.get('exploitation'))} |")
+    statuses = sorted({st for entries in agg["per_arm"].values() for e in entries for st in e["status_shares"]})
+    lines += ["", "## Held-out samples by execution status (seeds pooled, percent)", "",
+              "| arm | iteration | " + " | ".join(statuses) + " |", "|---" * (len(statuses) + 2) + "|"]
+    for arm, entries in agg["per_arm"].items():
+        for e in entries:
+            lines.append(f"| {arm} | {e['iteration']} | "
+                         + " | ".join(f"{e['status_shares'].get(st, 0.0):.2f}" for st in statuses) + " |")
     lines += ["", "## Per language (mean ± sd over seeds)", "",
               "| arm | language | iteration | sampled pass@1 | reranked pass@1 | RM_k on iter-0 cands | exploitation |",
               "|---|---|---|---|---|---|---|"]

@@ -100,3 +100,11 @@ def test_pooled_units_sum_a_problem_over_run_directories(tmp_path):
     assert set(u) == {"cur", "base"}
     assert u["cur"]["ranked"][("py", "p")] == (1.0, 2.0)
     assert mech.value(u["cur"]["sampled"]) == 50.0
+
+
+def test_status_shares_pool_verdict_files_in_percent(tmp_path):
+    _write_run(tmp_path / "seed0", [True, False], [0.9, 0.1])
+    _write_run(tmp_path / "seed1", [True, True], [0.1, 0.9])
+    paths = [tmp_path / f"seed{s}/iter_0/eval_execute/verdicts.jsonl" for s in (0, 1)]
+    assert mech.status_shares(paths) == {"Exception": 25.0, "OK": 75.0}
+    assert mech.status_shares([]) == {}

@@ -171,6 +171,16 @@ def pooled_units(run_dirs: Iterable[Path], k: int, language: str | None = None) 
     return {name: {stat: pool(units(t[name], stat, language) for t in per_run) for stat in STATS} for name in names}
 
 
+def status_shares(verdict_paths: Iterable[Path]) -> dict[str, float]:
+    """Percent of the verdicts in these files by execution status (e.g. OK, SyntaxError, Exception), pooled."""
+    counts: dict[str, int] = {}
+    for path in verdict_paths:
+        for r in read_jsonl(path):
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+    total = sum(counts.values())
+    return {status: round(100.0 * n / total, 2) for status, n in sorted(counts.items())} if total else {}
+
+
 def merge(a: dict[str, ProblemCandidates], b: dict[str, ProblemCandidates]) -> dict[str, ProblemCandidates]:
     """The candidates of both sets, per problem (problems in both only).
 
