@@ -30,7 +30,7 @@ import yaml
 from rewardranker.runio import write_json
 from rewardranker.selftrain import SelfTrainConfig, packaged_config, run_selftrain, stage_timings
 from rewardranker.selftrain import mechanism as mech
-from rewardranker.selftrain.config import parse_overrides, resolve_extends
+from rewardranker.selftrain.config import apply_overrides, parse_overrides, resolve_extends
 from rewardranker.selftrain.loop import protocol_independent_stages, share_stages
 from rewardranker.selftrain.report import fmt_diff, iteration_metrics, plot_arms, write_report
 
@@ -164,15 +164,11 @@ def mean_sd(values: list[float | None]) -> dict[str, float | None]:
             else 0.0, "n": len(vals)}
 
 
-def pooled_units(dirs: dict[tuple, Path], seeds: list[int], arm: str, k: int,
-                 language: str | None = None) -> dict[str, dict[str, mech.Units]]:
-    """Per table and statistic, the per-problem units of one arm summed over seeds."""
-    return mech.pooled_units([dirs[(s, arm)] for s in seeds], k, language)
-
-
 def aggregate(dirs: dict[tuple, Path], seeds: list[int], arms: list[str], iterations: int) -> dict[str, Any]:
     """Mean/sd over seeds of every chain metric, pooled chain metrics with intervals, and arm-vs-arm intervals."""
     rows = {arm: [per_seed_rows(dirs[(s, arm)], iterations) for s in seeds] for arm in arms}
+    pooled = {(arm, k): mech.pooled_units([dirs[(s, arm)] for s in seeds], k)  # read each run's files once
+              for arm in arms for k in range(iterations + 1)}
     summary: dict[str, Any] = {}
     for arm in arms:
         summary[arm] = []
@@ -180,7 +176,7 @@ def aggregate(dirs: dict[tuple, Path], seeds: list[int], arms: list[str], iterat
             entry: dict[str, Any] = {"iteration": k}
             for key, _ in TABLE_METRICS:
                 entry[key] = mean_sd([_scalar(r[k].get(key)) for r in rows[arm]])
-            entry["pooled"] = mech.chain_metrics(pooled_units(dirs, seeds, arm, k))
+            entry["pooled"] = mech.chain_metrics(pooled[(arm, k)])
             entry["status_shares"] = mech.status_shares(
                 dirs[(s, arm)] / f"iter_{k}/eval_execute/verdicts.jsonl" for s in seeds)
             langs = list(rows[arm][0][k]["per_language"])
@@ -192,7 +188,7 @@ def aggregate(dirs: dict[tuple, Path], seeds: list[int], arms: list[str], iterat
     between = {}
     for a, b in itertools.combinations(arms, 2):  # in the order given: self_training - hard_negatives - none
         for k in range(1, iterations + 1):
-            ua, ub = pooled_units(dirs, seeds, a, k), pooled_units(dirs, seeds, b, k)
+            ua, ub = pooled[(a, k)], pooled[(b, k)]
             between[f"{a} - {b}, iteration {k}"] = {
                 "reranked_pass@1": mech.paired_diff(ua["cur"]["ranked"], ub["cur"]["ranked"]),
                 "sampled_pass@1": mech.paired_diff(ua["cur"]["sampled"], ub["cur"]["sampled"]),
@@ -202,7 +198,7 @@ def aggregate(dirs: dict[tuple, Path], seeds: list[int], arms: list[str], iterat
     within = {}
     for arm in arms:
         for k1, k2 in itertools.combinations(range(iterations + 1), 2):
-            u1, u2 = pooled_units(dirs, seeds, arm, k1), pooled_units(dirs, seeds, arm, k2)
+            u1, u2 = pooled[(arm, k1)], pooled[(arm, k2)]
             entry = {"reranked_pass@1": mech.paired_diff(u2["cur"]["ranked"], u1["cur"]["ranked"])}
             if "prev" in u1 and "prev" in u2:
                 entry["exploitation"] = mech.paired_diff(u2["prev"]["top1_fails"], u1["prev"]["top1_fails"])
@@ -359,8 +355,7 @@ def main() -> None:
         return worker(*args.worker)
     path = Path(args.config) if Path(args.config).suffix in (".yaml", ".yml") else packaged_config(args.config)
     base = resolve_extends(yaml.safe_load(path.read_text()) or {}, path)
-    for key, value in parse_overrides(args.sets).items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    base = apply_overrides(base, parse_overrides(args.sets))
     iterations = SelfTrainConfig.from_dict(base, path).iterations
     load_before, t0, cpu0 = [round(x, 2) for x in os.getloadavg()], time.perf_counter(), _cpu_seconds()
     if args.no_run:  # aggregate what the given runs have finished: the iterations every run has metrics for

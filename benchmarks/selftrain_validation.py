@@ -29,7 +29,7 @@ import yaml
 
 from rewardranker.selftrain import SelfTrainConfig, packaged_config, plan, run_selftrain
 from rewardranker.selftrain import mechanism as mech
-from rewardranker.selftrain.config import parse_overrides, resolve_extends
+from rewardranker.selftrain.config import apply_overrides, parse_overrides, resolve_extends
 from rewardranker.selftrain.loop import share_stages
 
 FIRST_AFFECTED = {"reward": "iter_0/reward", "ppo": "iter_1/ppo", "generation": "iter_0/sample",
@@ -69,10 +69,7 @@ def variant_configs(base: dict[str, Any], path: Path, texts: list[str], seed: in
     out = []
     for text in texts:
         name, sets = parse_variant(text)
-        obj = json.loads(json.dumps(base))
-        obj["seed"] = seed
-        for key, value in sets.items():
-            obj[key] = {**obj.get(key, {}), **value} if isinstance(value, dict) else value
+        obj = apply_overrides({**base, "seed": seed}, sets)
         out.append((name, sets, SelfTrainConfig.from_dict(obj, path)))
     return out
 
@@ -93,11 +90,13 @@ def run_variants(variants: list[tuple[str, dict, SelfTrainConfig]], runs: Path, 
         first_dir = first_dir or run_dir
 
 
-def pooled_rows(dirs: list[Path], iterations: int, reference: list[Path]) -> list[dict[str, Any]]:
-    """Per iteration: the chain metrics pooled over seeds, and the paired difference from the reference variant."""
+def pooled_rows(dirs: list[Path], iterations: int, reference: list[dict[str, dict[str, mech.Units]]]
+                ) -> list[dict[str, Any]]:
+    """Per iteration: the chain metrics pooled over seeds, and the paired difference from the reference variant's
+    pooled units (`reference[k]`)."""
     rows = []
-    for k in range(iterations + 1):
-        u, ref = mech.pooled_units(dirs, k), mech.pooled_units(reference, k)
+    for k, ref in zip(range(iterations + 1), reference):
+        u = mech.pooled_units(dirs, k)
         row = {"iteration": k, **mech.chain_metrics(u)}
         for stat, key in (("sampled", "sampled_vs_first"), ("ranked", "reranked_vs_first")):
             row[key] = mech.paired_diff(u["cur"][stat], ref["cur"][stat])
@@ -144,8 +143,7 @@ def main() -> None:
     base = resolve_extends(yaml.safe_load(path.read_text()) or {}, path)
     base.update(train_problems=["procedural:fit"], eval_problems=["procedural:validation"],
                 iterations=args.iterations, max_eval_problems=0)
-    for key, value in parse_variant("common:" + args.sets)[1].items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    base = apply_overrides(base, parse_variant("common:" + args.sets)[1])
     seeds = args.seeds or [int(base.get("seed", 0))]
     runs_of = {s: args.runs / f"seed{s}" if args.seeds else args.runs for s in seeds}
     variants = {s: variant_configs(base, path, args.variant, s) for s in seeds}
@@ -153,13 +151,14 @@ def main() -> None:
         run_variants(variants[s], runs_of[s], args.sft_from)
     names = [name for name, _, _ in variants[seeds[0]]]
     dirs = {name: [runs_of[s] / name for s in seeds] for name in names}
+    reference = [mech.pooled_units(dirs[names[0]], k) for k in range(args.iterations + 1)]
     results = {}
     for name, sets, _ in variants[seeds[0]]:
         per_seed = [{"seed": s, "iterations": [json.loads((d / f"iter_{k}/metrics/metrics.json").read_text())
                                                for k in range(args.iterations + 1)]}
                     for s, d in zip(seeds, dirs[name])]
         results[name] = {"settings": sets, "seeds": per_seed,
-                         "pooled": pooled_rows(dirs[name], args.iterations, dirs[names[0]])}
+                         "pooled": pooled_rows(dirs[name], args.iterations, reference)}
     text = markdown(results, seeds, args.sft_from)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "selftrain_validation.md").write_text(text, encoding="utf-8")

@@ -99,3 +99,12 @@ def test_a_run_dir_refuses_a_different_config(tmp_path):
     _claim_run_dir(SelfTrainConfig.from_file(_write(tmp_path)), run)
     with pytest.raises(ConfigError, match="seed"):
         _claim_run_dir(SelfTrainConfig.from_file(_write(tmp_path, seed=7)), run)
+
+
+def test_overrides_update_a_stage_section_and_leave_the_base_untouched():
+    from rewardranker.selftrain.config import apply_overrides, parse_overrides
+
+    base = {"seed": 0, "ppo": {"steps": 40, "kl_coef": 0.5}}
+    got = apply_overrides(base, parse_overrides(["ppo.kl_coef=0.15", "seed=3"]))
+    assert got == {"seed": 3, "ppo": {"steps": 40, "kl_coef": 0.15}}
+    assert base == {"seed": 0, "ppo": {"steps": 40, "kl_coef": 0.5}}

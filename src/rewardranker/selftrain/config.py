@@ -289,3 +289,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def apply_overrides(obj: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of config dict `obj` with `overrides` (from `parse_overrides`) set; a stage section is updated, not replaced."""
+    out = dict(obj)
+    for key, value in overrides.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+    return out
