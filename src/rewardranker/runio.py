@@ -90,13 +90,17 @@ def check_output_folder(out: str | Path, option: str = "--out") -> Path:
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> Path:
     """Write records atomically: a temporary file is renamed over the target, so a crash loses nothing."""
+    return _write_atomically(path, (json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def _write_atomically(path: str | Path, chunks: Iterable[str]) -> Path:
+    """Write text to a temporary file beside `path` (gzip if it ends in .gz), fsync it, rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_beside(path)
     try:
         with _open_text(tmp, "wt") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.writelines(chunks)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -156,18 +160,7 @@ def content_hash(*parts: str) -> str:
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write one JSON document atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _write_atomically(path, [json.dumps(obj, indent=2, ensure_ascii=False) + "\n"])
 
 
 def json_keys(obj: Any) -> Any:
