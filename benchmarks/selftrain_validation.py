@@ -90,12 +90,11 @@ def run_variants(variants: list[tuple[str, dict, SelfTrainConfig]], runs: Path, 
         first_dir = first_dir or run_dir
 
 
-def pooled_rows(dirs: list[Path], iterations: int, reference: list[dict[str, dict[str, mech.Units]]]
-                ) -> list[dict[str, Any]]:
+def pooled_rows(dirs: list[Path], reference: list[dict[str, dict[str, mech.Units]]]) -> list[dict[str, Any]]:
     """Per iteration: the chain metrics pooled over seeds, and the paired difference from the reference variant's
     pooled units (`reference[k]`)."""
     rows = []
-    for k, ref in zip(range(iterations + 1), reference):
+    for k, ref in enumerate(reference):
         u = mech.pooled_units(dirs, k)
         row = {"iteration": k, **mech.chain_metrics(u)}
         for stat, key in (("sampled", "sampled_vs_first"), ("ranked", "reranked_vs_first")):
@@ -158,7 +157,7 @@ def main() -> None:
                                                for k in range(args.iterations + 1)]}
                     for s, d in zip(seeds, dirs[name])]
         results[name] = {"settings": sets, "seeds": per_seed,
-                         "pooled": pooled_rows(dirs[name], args.iterations, reference)}
+                         "pooled": pooled_rows(dirs[name], reference)}
     text = markdown(results, seeds, args.sft_from)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "selftrain_validation.md").write_text(text, encoding="utf-8")
