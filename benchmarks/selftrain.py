@@ -394,6 +394,7 @@ def main() -> None:
             "commit": _commit(), "config": str(path), "overrides": args.sets,
             "command": "python benchmarks/selftrain.py " + " ".join(
                 [f"--config {args.config}"] + (["--seeds", *map(str, args.seeds)]) +
+                (["--arms", *args.arms] if args.arms != ap.get_default("arms") else []) +
                 (["--set", *args.sets] if args.sets else [])),
             "stage_cpu_s_per_run (shared stages counted in the first arm)": stage_cpu}
     if args.no_run:  # this command ran nothing: keep the measuring run's load and times when its output is there
